@@ -1,0 +1,115 @@
+"""The ``kgrec`` command line: thin wrappers that call library functions and print results."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+# Offline, quiet, and no OpenMP spin-waiting on small shared machines (see DEPS.md).
+for _k, _v in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+app = typer.Typer(
+    help=(
+        "kgrec: knowledge-graph recommendations with cold start.\n\n"
+        "Typical path: `kgrec import` a public dataset (or `kgrec generate` a synthetic one), "
+        "`kgrec validate` it, then `kgrec refresh` to build the graph, train and publish."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+neo4j_app = typer.Typer(help="Run the project's own Neo4j server (no Docker needed).", no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+
+
+@app.command("import")
+def import_cmd(
+    fmt: str = typer.Argument(..., help="Source format: movielens, lastfm, amazon, yfcc."),
+    src: Path = typer.Argument(..., help="Folder (or file) of the public dataset as published."),
+    dest: Path = typer.Argument(..., help="Dataset folder to write in kgrec's input contract."),
+) -> None:
+    """Convert a public dataset into a kgrec dataset folder and print what was cleaned."""
+    from quality.importers import import_dataset
+
+    stats = import_dataset(fmt, src, dest)
+    typer.echo(stats.summary())
+
+
+@app.command()
+def validate(
+    folder: Path = typer.Argument(..., help="Dataset folder (dataset.yaml + users/items/interactions)."),
+    out: Path = typer.Option(Path("out"), help="Output folder; Data Docs go to OUT/<domain>/quality/."),
+) -> None:
+    """Run the Great Expectations quality gate on a dataset folder and write Data Docs."""
+    from quality.errors import DataQualityError
+    from quality.gate import read_manifest, validate_folder
+
+    try:
+        manifest = read_manifest(folder)
+    except DataQualityError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from e
+    docs = out / manifest.domain / "quality" / "data_docs"
+    _, report, failures = validate_folder(folder, docs_dir=docs)
+    typer.echo(report.summary())
+    if failures:
+        typer.echo(str(DataQualityError(str(folder), failures, report.docs_path)), err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    domain: str = typer.Argument(..., help="ecommerce, content, social or travel."),
+    dest: Path = typer.Argument(..., help="Dataset folder to write."),
+    users: int = typer.Option(300, help="Number of users."),
+    items: int = typer.Option(400, help="Number of items."),
+    interactions: int = typer.Option(6000, help="Approximate number of interactions."),
+    seed: int = typer.Option(42, help="Random seed: the same seed writes the same folder."),
+) -> None:
+    """Write a realistic synthetic dataset (taste communities, entities, cold users)."""
+    from quality.synth import SynthConfig, generate_dataset
+
+    cfg = SynthConfig(domain=domain, n_users=users, n_items=items, n_interactions=interactions, seed=seed)
+    path = generate_dataset(cfg, dest)
+    typer.echo(f"wrote {domain} dataset to {path}")
+
+
+@neo4j_app.command("start")
+def neo4j_start(home: Path = typer.Option(Path(".neo4j"), help="Server home (jars, config, data).")) -> None:
+    """Fetch the Neo4j jars from Maven Central once, then start the server and wait for Bolt."""
+    from kg.server import Neo4jServer
+
+    settings = Neo4jServer(home).start()
+    typer.echo(f"Neo4j is up at {settings.uri} (user {settings.user}; password in {settings.password_file})")
+    typer.echo(f"Neo4j Browser: {settings.browser_url}")
+
+
+@neo4j_app.command("stop")
+def neo4j_stop(home: Path = typer.Option(Path(".neo4j"), help="Server home.")) -> None:
+    """Stop the server started by `kgrec neo4j start` (by its PID)."""
+    from kg.server import Neo4jServer
+
+    stopped = Neo4jServer(home).stop()
+    typer.echo("stopped" if stopped else "not running")
+
+
+@neo4j_app.command("status")
+def neo4j_status(home: Path = typer.Option(Path(".neo4j"), help="Server home.")) -> None:
+    """Say whether the server is running and where."""
+    from kg.server import Neo4jServer
+
+    typer.echo(Neo4jServer(home).status())
+
+
+if __name__ == "__main__":
+    app()
