@@ -29,12 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from quality.contract import DOMAINS, FILES, DatasetManifest, FileSpec, find_file
 from quality.dataset import Dataset
 from quality.errors import DataQualityError, DataWarning, RuleFailure
+from quality.suites import BADTIME, KNOWN, NUM, NUMBER_COLUMNS, SELF, TIME_COLUMNS, UNIX, run_suites
 
 log = logging.getLogger("kgrec.quality")
 
-#: Suffixes of the helper columns the gate derives before validation; each maps back to a
-#: contract column in every message (``rating`` not ``rating__number``).
-NUM, UNIX, KNOWN, SELF = "__number", "__unix", "__known", "__self_link"
 
 
 class GateConfig(BaseModel):
@@ -156,6 +154,8 @@ def _read_csv_text(path: Path, failures: list[RuleFailure], max_examples: int) -
         return None
     # Row shape first: pandas pads short rows with NaN and refuses long ones without saying
     # which, so count fields per row ourselves and quote the bad lines.
+    # Oversized cells must reach the text_length rule rather than crash the reader.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
@@ -250,8 +250,6 @@ def _as_unix(s: pd.Series) -> pd.Series:
 
 def derive_columns(frames: dict[str, pd.DataFrame]) -> None:
     """Add the helper columns the suites check (numbers, unix times, id membership, self-links)."""
-    from quality.suites import NUMBER_COLUMNS, TIME_COLUMNS
-
     for stem, frame in frames.items():
         for col in NUMBER_COLUMNS.get(stem, ()):
             if col in frame.columns:
@@ -259,6 +257,7 @@ def derive_columns(frames: dict[str, pd.DataFrame]) -> None:
         for col in TIME_COLUMNS.get(stem, ()):
             if col in frame.columns:
                 frame[col + UNIX] = _as_unix(frame[col])
+                frame[col + BADTIME] = frame[col].notna() & frame[col + UNIX].isna()
     users = frames.get("users")
     items = frames.get("items")
     user_ids = set(users["user_id"].dropna()) if users is not None and "user_id" in users else None
@@ -282,8 +281,6 @@ def derive_columns(frames: dict[str, pd.DataFrame]) -> None:
 
 
 def _typed(frames: dict[str, pd.DataFrame], manifest: DatasetManifest) -> dict[str, pd.DataFrame]:
-    from quality.suites import NUMBER_COLUMNS, TIME_COLUMNS
-
     out = {}
     for stem, frame in frames.items():
         keep = [c for c in frame.columns if "__" not in c]
@@ -293,7 +290,7 @@ def _typed(frames: dict[str, pd.DataFrame], manifest: DatasetManifest) -> dict[s
                 typed[col] = frame[col + NUM]
         for col in TIME_COLUMNS.get(stem, ()):
             if col in typed:
-                typed[col] = pd.to_datetime(frame[col + UNIX], unit="s", utc=True)
+                typed[col] = pd.to_datetime(frame[col + UNIX], unit="s", utc=True).astype("datetime64[ns, UTC]")
         for col in typed.columns:
             if col not in NUMBER_COLUMNS.get(stem, ()) and col not in TIME_COLUMNS.get(stem, ()):
                 typed[col] = typed[col].astype("str").where(typed[col].notna(), None)
@@ -369,8 +366,6 @@ def validate_folder(
             frames[spec.stem] = frame
 
     derive_columns(frames)
-    from quality.suites import run_suites
-
     gx_failures, n_expectations, dup_info, docs_path = run_suites(
         frames, names, manifest, cfg, docs_dir
     )

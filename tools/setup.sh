@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv from nothing and installs kgrec with the exact versions in requirements.lock.
+# Idempotent: a second run only checks that everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.kgrec-installed
+want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/pip install -q -r requirements.lock -c requirements.lock -e '.[dev]'
+  .venv/bin/pip check
+  echo "$want" > "$stamp"
+fi
+echo "kgrec environment ready: $(.venv/bin/python -c 'import quality, torch, prefect, great_expectations as gx; print("torch", torch.__version__, "prefect", prefect.__version__, "gx", gx.__version__)')"
