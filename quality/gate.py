@@ -426,3 +426,64 @@ def open_dataset(
         raise DataQualityError(str(folder), failures, report.docs_path)
     assert dataset is not None
     return dataset
+
+
+# --------------------------------------------------------------------------- snapshots
+
+_SNAPSHOT_FRAMES = ("users", "items", "interactions", "user_links")
+
+
+def save_snapshot(dataset: Dataset, folder: str | Path) -> Path:
+    """Write a gated ``Dataset`` as typed Parquet so later steps reload it without re-validating.
+
+    The snapshot is written to a temporary sibling and renamed, so a reader never sees half of it.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name in _SNAPSHOT_FRAMES:
+            getattr(dataset, name).to_parquet(tmp / f"{name}.parquet", index=False)
+        meta = {
+            "domain": dataset.domain,
+            "name": dataset.name,
+            "content_hash": dataset.content_hash,
+            "source": str(dataset.source) if dataset.source else None,
+            "notes": dataset.notes,
+            "rating_range": list(dataset.rating_range) if dataset.rating_range else None,
+        }
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_snapshot(folder: str | Path) -> Dataset:
+    """Reload a snapshot written by :func:`save_snapshot` (data that already passed the gate)."""
+    import json
+
+    folder = Path(folder)
+    meta_path = folder / "dataset.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{meta_path} not found: not a kgrec dataset snapshot")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _SNAPSHOT_FRAMES}
+    rr = meta.get("rating_range")
+    return Dataset(
+        domain=meta["domain"],
+        name=meta["name"],
+        content_hash=meta["content_hash"],
+        source=Path(meta["source"]) if meta.get("source") else None,
+        notes=meta.get("notes") or "",
+        rating_range=(float(rr[0]), float(rr[1])) if rr else None,
+        **frames,
+    )

@@ -296,3 +296,14 @@ def test_many_failures_are_all_reported_with_at_most_five_examples(folder: Path)
     edit(folder, "interactions.csv", lambda t: t + rows)
     f = only_failure(refused(folder), "interactions.csv", "user_id", "known_user")
     assert f.failing == 12 and len(f.examples) == 5
+
+
+def test_snapshot_round_trip_keeps_types_and_hash(folder: Path, tmp_path: Path):
+    from quality.gate import load_snapshot, save_snapshot
+
+    ds = open_dataset(folder, CFG)
+    back = load_snapshot(save_snapshot(ds, tmp_path / "snap"))
+    assert back.content_hash == ds.content_hash and back.domain == ds.domain
+    for name in ("users", "items", "interactions", "user_links"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(ds, name), check_dtype=False)
+    assert str(back.interactions["timestamp"].dtype) == "datetime64[ns, UTC]"
