@@ -1,0 +1,354 @@
+"""Every Cypher query kgrec runs, each a named constant.
+
+Query text is assembled here, at import time, from the names in :mod:`kg.schema` only. Ids,
+titles, domains and every other value travel as parameters (``$rows``, ``$domain``, …), never in
+query text, so no input can change a query's meaning. Writes are batched
+``UNWIND $rows AS row MERGE …`` and idempotent: a batch sent twice leaves the graph as it was
+after the first.
+
+The mapping tables at the end (``MERGE_NODES[label]`` …) let stores pick the query for a label
+or relationship type; each entry is one of the constants above them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from kg.schema import (
+    BUILD,
+    COMPLETE,
+    CONFIDENCE,
+    DOMAIN,
+    ID,
+    META_LABEL,
+    NODE_INDEXES,
+    RELS,
+    RUN_ID,
+    SCHEMA_VERSION_KEY,
+    TS,
+    UPDATED_AT,
+    WEIGHT,
+    Label,
+    PathKind,
+    RelType,
+)
+
+
+class Query(NamedTuple):
+    """A Cypher query and the name of the constant that holds it (used in error messages)."""
+
+    name: str
+    text: str
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _constraint(label: str) -> str:
+    return (f"CREATE CONSTRAINT {label.lower()}_domain_id IF NOT EXISTS "
+            f"FOR (n:{label}) REQUIRE (n.{DOMAIN}, n.{ID}) IS UNIQUE")
+
+
+def _merge_nodes(name: str, label: Label) -> Query:
+    # `SET n = row.props` replaces the whole property map, so a property that vanished from the
+    # dataset vanishes from the node; the store's own keys are set again right after.
+    return Query(name, f"""
+UNWIND $rows AS row
+MERGE (n:{label} {{{DOMAIN}: $domain, {ID}: row.id}})
+SET n = row.props
+SET n.{DOMAIN} = $domain, n.{ID} = row.id, n.{BUILD} = $build
+""")
+
+
+def _merge_rels(name: str, rel: RelType) -> Query:
+    spec = RELS[rel]
+    key = ", ".join(f"{k}: row.{k}" for k in spec.key)
+    key = f" {{{key}}}" if key else ""
+    sets = [f"r.{p} = row.{p}" for p in spec.props if p not in spec.key and p != RUN_ID]
+    # RECOMMENDED rows belong to a publishing run, not to a build.
+    sets.append(f"r.{RUN_ID} = $run_id" if rel is RelType.RECOMMENDED else f"r.{BUILD} = $build")
+    return Query(name, f"""
+UNWIND $rows AS row
+MATCH (a:{spec.src} {{{DOMAIN}: $domain, {ID}: row.src}})
+MATCH (b:{spec.dst} {{{DOMAIN}: $domain, {ID}: row.dst}})
+MERGE (a)-[r:{rel}{key}]->(b)
+SET {", ".join(sets)}
+RETURN count(r) AS written
+""")
+
+
+def _rel_rows(name: str, rel: RelType) -> Query:
+    spec = RELS[rel]
+    cols = "".join(f", r.{p} AS {p}" for p in spec.props)
+    return Query(name, f"""
+MATCH (a:{spec.src} {{{DOMAIN}: $domain}})-[r:{rel}]->(b:{spec.dst})
+RETURN a.{ID} AS src, b.{ID} AS dst{cols}
+""")
+
+
+def _delete_stale_rels(name: str, rel: RelType) -> Query:
+    spec = RELS[rel]
+    return Query(name, f"""
+MATCH (a:{spec.src} {{{DOMAIN}: $domain}})-[r:{rel}]->()
+WHERE r.{BUILD} IS NULL OR r.{BUILD} <> $build
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS deleted
+""")
+
+
+def _delete_stale_nodes(name: str, label: Label) -> Query:
+    return Query(name, f"""
+MATCH (n:{label} {{{DOMAIN}: $domain}})
+WHERE n.{BUILD} IS NULL OR n.{BUILD} <> $build
+WITH n LIMIT $limit
+DETACH DELETE n
+RETURN count(*) AS deleted
+""")
+
+
+def _delete_domain_rels(name: str, rel: RelType) -> Query:
+    spec = RELS[rel]
+    return Query(name, f"""
+MATCH (a:{spec.src} {{{DOMAIN}: $domain}})-[r:{rel}]->()
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS deleted
+""")
+
+
+def _delete_domain_nodes(name: str, label: Label) -> Query:
+    return Query(name, f"""
+MATCH (n:{label} {{{DOMAIN}: $domain}})
+WITH n LIMIT $limit
+DETACH DELETE n
+RETURN count(*) AS deleted
+""")
+
+
+def _count_nodes(name: str, label: Label) -> Query:
+    return Query(name, f"MATCH (n:{label} {{{DOMAIN}: $domain}}) RETURN count(n) AS n")
+
+
+def _count_rels(name: str, rel: RelType) -> Query:
+    # COUNT {} on a bound node with no label on the far end is planned as a degree lookup, so
+    # no relationship is read; each type only ever joins spec.src to spec.dst.
+    spec = RELS[rel]
+    return Query(name, f"""
+MATCH (a:{spec.src} {{{DOMAIN}: $domain}})
+RETURN sum(COUNT {{ (a)-[:{rel}]->() }}) AS n
+""")
+
+
+def _node_rows(name: str, label: Label) -> Query:
+    return Query(name, f"""
+MATCH (n:{label} {{{DOMAIN}: $domain}})
+RETURN n.{ID} AS id, properties(n) AS props
+""")
+
+
+def _node_props(name: str, label: Label) -> Query:
+    return Query(name, f"""
+UNWIND $ids AS node_id
+MATCH (n:{label} {{{DOMAIN}: $domain, {ID}: node_id}})
+RETURN n.{ID} AS id, properties(n) AS props
+""")
+
+
+# --------------------------------------------------------------------------- schema
+
+CREATE_USER_CONSTRAINT = Query("CREATE_USER_CONSTRAINT", _constraint(Label.USER))
+CREATE_ITEM_CONSTRAINT = Query("CREATE_ITEM_CONSTRAINT", _constraint(Label.ITEM))
+CREATE_CATEGORY_CONSTRAINT = Query("CREATE_CATEGORY_CONSTRAINT", _constraint(Label.CATEGORY))
+CREATE_ENTITY_CONSTRAINT = Query("CREATE_ENTITY_CONSTRAINT", _constraint(Label.ENTITY))
+CREATE_META_CONSTRAINT = Query(
+    "CREATE_META_CONSTRAINT",
+    f"CREATE CONSTRAINT kgrec_meta_domain IF NOT EXISTS "
+    f"FOR (m:{META_LABEL}) REQUIRE m.{DOMAIN} IS UNIQUE",
+)
+CREATE_DOMAIN_INDEXES = tuple(
+    Query("CREATE_DOMAIN_INDEXES",
+          f"CREATE INDEX {str(label).lower()}_{key} IF NOT EXISTS FOR (n:{label}) ON (n.{key})")
+    for label, key in NODE_INDEXES
+)
+AWAIT_INDEXES = Query("AWAIT_INDEXES", "CALL db.awaitIndexes($timeout_s)")
+SHOW_CONSTRAINTS = Query(
+    "SHOW_CONSTRAINTS",
+    "SHOW CONSTRAINTS YIELD name, labelsOrTypes, properties, type RETURN *",
+)
+
+# --------------------------------------------------------------------------- meta
+
+READ_META = Query("READ_META", f"""
+MATCH (m:{META_LABEL} {{{DOMAIN}: $domain}})
+RETURN properties(m) AS props
+""")
+WRITE_META = Query("WRITE_META", f"""
+MERGE (m:{META_LABEL} {{{DOMAIN}: $domain}})
+SET m.{SCHEMA_VERSION_KEY} = $schema_version, m.{BUILD} = $build,
+    m.{COMPLETE} = $complete, m.{UPDATED_AT} = $updated_at
+""")
+DELETE_META = Query("DELETE_META", f"MATCH (m:{META_LABEL} {{{DOMAIN}: $domain}}) DELETE m")
+
+# --------------------------------------------------------------------------- node writes
+
+MERGE_USER_NODES = _merge_nodes("MERGE_USER_NODES", Label.USER)
+MERGE_ITEM_NODES = _merge_nodes("MERGE_ITEM_NODES", Label.ITEM)
+MERGE_CATEGORY_NODES = _merge_nodes("MERGE_CATEGORY_NODES", Label.CATEGORY)
+MERGE_ENTITY_NODES = _merge_nodes("MERGE_ENTITY_NODES", Label.ENTITY)
+
+# --------------------------------------------------------------------------- relationship writes
+
+MERGE_INTERACTED_RELS = _merge_rels("MERGE_INTERACTED_RELS", RelType.INTERACTED)
+MERGE_IN_CATEGORY_RELS = _merge_rels("MERGE_IN_CATEGORY_RELS", RelType.IN_CATEGORY)
+MERGE_MENTIONS_RELS = _merge_rels("MERGE_MENTIONS_RELS", RelType.MENTIONS)
+MERGE_FOLLOWS_RELS = _merge_rels("MERGE_FOLLOWS_RELS", RelType.FOLLOWS)
+MERGE_RECOMMENDED_RELS = _merge_rels("MERGE_RECOMMENDED_RELS", RelType.RECOMMENDED)
+DELETE_OLD_RECOMMENDED = Query("DELETE_OLD_RECOMMENDED", f"""
+MATCH (a:{Label.USER} {{{DOMAIN}: $domain}})-[r:{RelType.RECOMMENDED}]->()
+WHERE r.{RUN_ID} IS NULL OR r.{RUN_ID} <> $run_id
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS deleted
+""")
+
+# --------------------------------------------------------------------------- refresh / drop
+
+DELETE_STALE_INTERACTED = _delete_stale_rels("DELETE_STALE_INTERACTED", RelType.INTERACTED)
+DELETE_STALE_IN_CATEGORY = _delete_stale_rels("DELETE_STALE_IN_CATEGORY", RelType.IN_CATEGORY)
+DELETE_STALE_MENTIONS = _delete_stale_rels("DELETE_STALE_MENTIONS", RelType.MENTIONS)
+DELETE_STALE_FOLLOWS = _delete_stale_rels("DELETE_STALE_FOLLOWS", RelType.FOLLOWS)
+DELETE_STALE_USERS = _delete_stale_nodes("DELETE_STALE_USERS", Label.USER)
+DELETE_STALE_ITEMS = _delete_stale_nodes("DELETE_STALE_ITEMS", Label.ITEM)
+DELETE_STALE_CATEGORIES = _delete_stale_nodes("DELETE_STALE_CATEGORIES", Label.CATEGORY)
+DELETE_STALE_ENTITIES = _delete_stale_nodes("DELETE_STALE_ENTITIES", Label.ENTITY)
+
+DELETE_DOMAIN_INTERACTED = _delete_domain_rels("DELETE_DOMAIN_INTERACTED", RelType.INTERACTED)
+DELETE_DOMAIN_IN_CATEGORY = _delete_domain_rels("DELETE_DOMAIN_IN_CATEGORY", RelType.IN_CATEGORY)
+DELETE_DOMAIN_MENTIONS = _delete_domain_rels("DELETE_DOMAIN_MENTIONS", RelType.MENTIONS)
+DELETE_DOMAIN_FOLLOWS = _delete_domain_rels("DELETE_DOMAIN_FOLLOWS", RelType.FOLLOWS)
+DELETE_DOMAIN_RECOMMENDED = _delete_domain_rels("DELETE_DOMAIN_RECOMMENDED", RelType.RECOMMENDED)
+DELETE_DOMAIN_USERS = _delete_domain_nodes("DELETE_DOMAIN_USERS", Label.USER)
+DELETE_DOMAIN_ITEMS = _delete_domain_nodes("DELETE_DOMAIN_ITEMS", Label.ITEM)
+DELETE_DOMAIN_CATEGORIES = _delete_domain_nodes("DELETE_DOMAIN_CATEGORIES", Label.CATEGORY)
+DELETE_DOMAIN_ENTITIES = _delete_domain_nodes("DELETE_DOMAIN_ENTITIES", Label.ENTITY)
+
+# --------------------------------------------------------------------------- counts and reads
+
+COUNT_USERS = _count_nodes("COUNT_USERS", Label.USER)
+COUNT_ITEMS = _count_nodes("COUNT_ITEMS", Label.ITEM)
+COUNT_CATEGORIES = _count_nodes("COUNT_CATEGORIES", Label.CATEGORY)
+COUNT_ENTITIES = _count_nodes("COUNT_ENTITIES", Label.ENTITY)
+COUNT_INTERACTED = _count_rels("COUNT_INTERACTED", RelType.INTERACTED)
+COUNT_IN_CATEGORY = _count_rels("COUNT_IN_CATEGORY", RelType.IN_CATEGORY)
+COUNT_MENTIONS = _count_rels("COUNT_MENTIONS", RelType.MENTIONS)
+COUNT_FOLLOWS = _count_rels("COUNT_FOLLOWS", RelType.FOLLOWS)
+COUNT_RECOMMENDED = _count_rels("COUNT_RECOMMENDED", RelType.RECOMMENDED)
+
+USER_ROWS = _node_rows("USER_ROWS", Label.USER)
+ITEM_ROWS = _node_rows("ITEM_ROWS", Label.ITEM)
+CATEGORY_ROWS = _node_rows("CATEGORY_ROWS", Label.CATEGORY)
+ENTITY_ROWS = _node_rows("ENTITY_ROWS", Label.ENTITY)
+USER_PROPS = _node_props("USER_PROPS", Label.USER)
+ITEM_PROPS = _node_props("ITEM_PROPS", Label.ITEM)
+CATEGORY_PROPS = _node_props("CATEGORY_PROPS", Label.CATEGORY)
+ENTITY_PROPS = _node_props("ENTITY_PROPS", Label.ENTITY)
+
+INTERACTED_ROWS = _rel_rows("INTERACTED_ROWS", RelType.INTERACTED)
+IN_CATEGORY_ROWS = _rel_rows("IN_CATEGORY_ROWS", RelType.IN_CATEGORY)
+MENTIONS_ROWS = _rel_rows("MENTIONS_ROWS", RelType.MENTIONS)
+FOLLOWS_ROWS = _rel_rows("FOLLOWS_ROWS", RelType.FOLLOWS)
+RECOMMENDED_ROWS = _rel_rows("RECOMMENDED_ROWS", RelType.RECOMMENDED)
+
+# --------------------------------------------------------------------------- explanation paths
+# Each returns raw, distinct path rows; kg.explain ranks them the same way for every store.
+
+PATHS_CO_INTERACTION = Query("PATHS_CO_INTERACTION", f"""
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[:{RelType.INTERACTED}]->(x:{Label.ITEM})
+      <-[:{RelType.INTERACTED}]-(o:{Label.USER})
+      -[:{RelType.INTERACTED}]->(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+WHERE o <> u AND x <> i
+RETURN DISTINCT x.{ID} AS via_item, o.{ID} AS other_user
+""")
+PATHS_ENTITY = Query("PATHS_ENTITY", f"""
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[:{RelType.INTERACTED}]->(x:{Label.ITEM})
+      -[m1:{RelType.MENTIONS}]->(e:{Label.ENTITY})
+      <-[m2:{RelType.MENTIONS}]-(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+WHERE x <> i
+RETURN DISTINCT x.{ID} AS via_item, e.{ID} AS entity,
+       m1.{CONFIDENCE} AS via_confidence, m2.{CONFIDENCE} AS item_confidence
+""")
+PATHS_FRIEND = Query("PATHS_FRIEND", f"""
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[:{RelType.FOLLOWS}]->(f:{Label.USER})
+      -[r:{RelType.INTERACTED}]->(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+WHERE f <> u
+RETURN f.{ID} AS friend, r.{TS} AS ts, r.{WEIGHT} AS weight
+""")
+PATHS_CATEGORY = Query("PATHS_CATEGORY", f"""
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})
+      -[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
+      <-[:{RelType.IN_CATEGORY}]-(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+WHERE x <> i
+RETURN x.{ID} AS via_item, c.{ID} AS category, max(r.{TS}) AS ts
+""")
+
+# --------------------------------------------------------------------------- lookup tables
+
+SCHEMA_QUERIES: tuple[Query, ...] = (
+    CREATE_USER_CONSTRAINT, CREATE_ITEM_CONSTRAINT, CREATE_CATEGORY_CONSTRAINT,
+    CREATE_ENTITY_CONSTRAINT, CREATE_META_CONSTRAINT, *CREATE_DOMAIN_INDEXES,
+)
+MERGE_NODES: dict[Label, Query] = {
+    Label.USER: MERGE_USER_NODES, Label.ITEM: MERGE_ITEM_NODES,
+    Label.CATEGORY: MERGE_CATEGORY_NODES, Label.ENTITY: MERGE_ENTITY_NODES,
+}
+MERGE_RELS: dict[RelType, Query] = {
+    RelType.INTERACTED: MERGE_INTERACTED_RELS, RelType.IN_CATEGORY: MERGE_IN_CATEGORY_RELS,
+    RelType.MENTIONS: MERGE_MENTIONS_RELS, RelType.FOLLOWS: MERGE_FOLLOWS_RELS,
+    RelType.RECOMMENDED: MERGE_RECOMMENDED_RELS,
+}
+DELETE_STALE_RELS: dict[RelType, Query] = {
+    RelType.INTERACTED: DELETE_STALE_INTERACTED, RelType.IN_CATEGORY: DELETE_STALE_IN_CATEGORY,
+    RelType.MENTIONS: DELETE_STALE_MENTIONS, RelType.FOLLOWS: DELETE_STALE_FOLLOWS,
+}
+DELETE_STALE_NODES: dict[Label, Query] = {
+    Label.USER: DELETE_STALE_USERS, Label.ITEM: DELETE_STALE_ITEMS,
+    Label.CATEGORY: DELETE_STALE_CATEGORIES, Label.ENTITY: DELETE_STALE_ENTITIES,
+}
+DELETE_DOMAIN_RELS: dict[RelType, Query] = {
+    RelType.INTERACTED: DELETE_DOMAIN_INTERACTED, RelType.IN_CATEGORY: DELETE_DOMAIN_IN_CATEGORY,
+    RelType.MENTIONS: DELETE_DOMAIN_MENTIONS, RelType.FOLLOWS: DELETE_DOMAIN_FOLLOWS,
+    RelType.RECOMMENDED: DELETE_DOMAIN_RECOMMENDED,
+}
+DELETE_DOMAIN_NODES: dict[Label, Query] = {
+    Label.USER: DELETE_DOMAIN_USERS, Label.ITEM: DELETE_DOMAIN_ITEMS,
+    Label.CATEGORY: DELETE_DOMAIN_CATEGORIES, Label.ENTITY: DELETE_DOMAIN_ENTITIES,
+}
+COUNT_NODES: dict[Label, Query] = {
+    Label.USER: COUNT_USERS, Label.ITEM: COUNT_ITEMS,
+    Label.CATEGORY: COUNT_CATEGORIES, Label.ENTITY: COUNT_ENTITIES,
+}
+COUNT_RELS: dict[RelType, Query] = {
+    RelType.INTERACTED: COUNT_INTERACTED, RelType.IN_CATEGORY: COUNT_IN_CATEGORY,
+    RelType.MENTIONS: COUNT_MENTIONS, RelType.FOLLOWS: COUNT_FOLLOWS,
+    RelType.RECOMMENDED: COUNT_RECOMMENDED,
+}
+NODE_ROWS: dict[Label, Query] = {
+    Label.USER: USER_ROWS, Label.ITEM: ITEM_ROWS,
+    Label.CATEGORY: CATEGORY_ROWS, Label.ENTITY: ENTITY_ROWS,
+}
+NODE_PROPS: dict[Label, Query] = {
+    Label.USER: USER_PROPS, Label.ITEM: ITEM_PROPS,
+    Label.CATEGORY: CATEGORY_PROPS, Label.ENTITY: ENTITY_PROPS,
+}
+REL_ROWS: dict[RelType, Query] = {
+    RelType.INTERACTED: INTERACTED_ROWS, RelType.IN_CATEGORY: IN_CATEGORY_ROWS,
+    RelType.MENTIONS: MENTIONS_ROWS, RelType.FOLLOWS: FOLLOWS_ROWS,
+    RelType.RECOMMENDED: RECOMMENDED_ROWS,
+}
+PATHS: dict[PathKind, Query] = {
+    PathKind.CO_INTERACTION: PATHS_CO_INTERACTION,
+    PathKind.ENTITY: PATHS_ENTITY,
+    PathKind.FRIEND: PATHS_FRIEND,
+    PathKind.CATEGORY: PATHS_CATEGORY,
+}

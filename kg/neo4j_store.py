@@ -1,0 +1,358 @@
+"""The Neo4j graph store: batched, parameterized Cypher over the official driver.
+
+Every write runs in a managed transaction (``session.execute_write``), which the driver retries
+on transient errors (deadlocks, leader switches, a dropped connection) for up to
+``max_retry_time_s``. Each batch is one transaction of ``UNWIND $rows AS row MERGE …``, so a
+batch is either fully written or not at all, and rerunning any batch changes nothing.
+Opening the store checks the connection a bounded number of times and then raises
+:class:`~kg.errors.GraphStoreError` naming the URI; a refused login says so without the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from neo4j import GraphDatabase, ManagedTransaction
+from neo4j.exceptions import (
+    AuthError,
+    ConfigurationError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+)
+
+from kg import cypher
+from kg.cypher import Query
+from kg.errors import GraphStoreError
+from kg.schema import (
+    BUILD,
+    BUILT_RELS,
+    COMPLETE,
+    DOMAIN,
+    RELS,
+    SCHEMA_VERSION_KEY,
+    UPDATED_AT,
+    Label,
+    PathKind,
+    RelType,
+)
+from kg.store import (
+    GraphCounts,
+    GraphMeta,
+    batches,
+    endpoint_error,
+    finish_node_rows,
+    finish_path_rows,
+    finish_rel_rows,
+    node_records,
+    recommendation_records,
+    rel_records,
+)
+
+if TYPE_CHECKING:
+    from kg.server import Neo4jSettings
+
+log = logging.getLogger(__name__)
+
+#: Longest server message quoted in an error; messages can echo values, never whole payloads.
+_MAX_MESSAGE = 300
+
+
+def _run(tx: ManagedTransaction, text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [record.data() for record in tx.run(text, params)]
+
+
+def _run_values(tx: ManagedTransaction, text: str, params: dict[str, Any]) -> tuple[list, list]:
+    result = tx.run(text, params)
+    values = result.values()
+    return list(result.keys()), values
+
+
+def _run_many(tx: ManagedTransaction, queries: list[tuple[str, dict[str, Any]]]) -> list[list]:
+    return [[record.data() for record in tx.run(text, params)] for text, params in queries]
+
+
+class Neo4jStore:
+    """A :class:`~kg.store.GraphStore` in a Neo4j 5 database.
+
+    Args:
+        settings: where and how to connect (``uri``, ``user``, ``password`` as a
+            ``SecretStr``, ``database``): a :class:`kg.server.Neo4jSettings`.
+        batch_size: rows per write transaction.
+        connect_attempts: how many times opening the store tries to reach the server.
+        retry_delay_s: the first pause between connection attempts; it doubles each time.
+        max_retry_time_s: how long the driver keeps retrying a transaction that failed with
+            a transient error.
+        connection_timeout_s: how long one connection attempt may take.
+
+    Raises:
+        GraphStoreError: the server stayed unreachable after ``connect_attempts`` tries, or it
+            refused the login.
+
+    Example:
+        >>> with Neo4jStore(settings) as store:  # doctest: +SKIP
+        ...     counts = build_graph(store, dataset)
+    """
+
+    def __init__(
+        self,
+        settings: Neo4jSettings,
+        batch_size: int = 10_000,
+        connect_attempts: int = 4,
+        retry_delay_s: float = 0.5,
+        max_retry_time_s: float = 30.0,
+        connection_timeout_s: float = 5.0,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if connect_attempts < 1:
+            raise ValueError(f"connect_attempts must be >= 1, got {connect_attempts}")
+        self.uri = str(settings.uri)
+        self.location = self.uri
+        self.database = settings.database
+        self.user = settings.user
+        self.batch_size = batch_size
+        password = settings.password
+        secret = password.get_secret_value() if hasattr(password, "get_secret_value") else password
+        auth = (settings.user, secret) if secret else None
+        try:
+            self._driver = GraphDatabase.driver(
+                self.uri, auth=auth,
+                max_transaction_retry_time=max_retry_time_s,
+                connection_timeout=connection_timeout_s,
+                # A closed port would otherwise block each call for the default 60 s.
+                connection_acquisition_timeout=max(connection_timeout_s * 2, 10.0),
+                notifications_min_severity="OFF",
+            )
+        except (ValueError, ConfigurationError) as e:
+            raise ValueError(f"invalid Neo4j URI {self.uri!r}: {e}") from e
+        try:
+            self._connect(connect_attempts, retry_delay_s)
+        except BaseException:
+            self._driver.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore({self.uri!r}, database={self.database!r}, user={self.user!r})"
+
+    def __enter__(self) -> Neo4jStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self, attempts: int, delay: float) -> None:
+        t0 = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                self._driver.verify_connectivity()
+                # verify_connectivity only logs in when the pool opens a new connection; this
+                # query makes a wrong password fail here, at open, with a clear message.
+                self._driver.execute_query("RETURN 1", database_=self.database)
+                return
+            except AuthError as e:
+                raise self._auth_error(e) from e
+            except (ServiceUnavailable, SessionExpired, OSError) as e:
+                if attempt == attempts:
+                    raise GraphStoreError(
+                        f"Neo4j at {self.uri} is unreachable: {attempts} connection attempts over "
+                        f"{time.monotonic() - t0:.1f}s failed (last: {type(e).__name__}); is the "
+                        f"server running (kgrec neo4j status) and the URI right?",
+                        query="connect", uri=self.uri) from e
+                log.info("Neo4j at %s not reachable (attempt %d/%d): %s", self.uri, attempt,
+                         attempts, type(e).__name__)
+                time.sleep(delay * 2 ** (attempt - 1))
+            except Neo4jError as e:
+                raise self._error(Query("connect", ""), e) from e
+
+    def _auth_error(self, e: Exception) -> GraphStoreError:
+        return GraphStoreError(
+            f"Neo4j at {self.uri} refused the login of user {self.user!r} "
+            f"({type(e).__name__}): check the user and password in the Neo4j settings",
+            query="connect", uri=self.uri)
+
+    def _error(self, query: Query, e: Exception) -> GraphStoreError:
+        if isinstance(e, AuthError):
+            return self._auth_error(e)
+        if isinstance(e, (ServiceUnavailable, SessionExpired)):
+            return GraphStoreError(
+                f"{query.name}: Neo4j at {self.uri} became unreachable ({type(e).__name__}); "
+                f"the write is idempotent, so rerun it once the server is back",
+                query=query.name, uri=self.uri)
+        msg = getattr(e, "message", None) or str(e)
+        if len(msg) > _MAX_MESSAGE:
+            msg = msg[:_MAX_MESSAGE] + "…"
+        code = getattr(e, "code", None)
+        code = f" [{code}]" if code else ""
+        return GraphStoreError(f"{query.name} failed on {self.uri} (database {self.database!r}): "
+                               f"{type(e).__name__}{code}: {msg}", query=query.name, uri=self.uri)
+
+    # ----------------------------------------------------------------------- plumbing
+
+    def _write(self, query: Query, **params: Any) -> list[dict[str, Any]]:
+        try:
+            with self._driver.session(database=self.database) as session:
+                return session.execute_write(_run, query.text, params)
+        except (Neo4jError, DriverError) as e:
+            raise self._error(query, e) from e
+
+    def _read(self, query: Query, **params: Any) -> list[dict[str, Any]]:
+        try:
+            with self._driver.session(database=self.database) as session:
+                return session.execute_read(_run, query.text, params)
+        except (Neo4jError, DriverError) as e:
+            raise self._error(query, e) from e
+
+    def _read_columns(self, query: Query, **params: Any) -> dict[str, list]:
+        try:
+            with self._driver.session(database=self.database, fetch_size=10_000) as session:
+                keys, values = session.execute_read(_run_values, query.text, params)
+        except (Neo4jError, DriverError) as e:
+            raise self._error(query, e) from e
+        return {k: [row[j] for row in values] for j, k in enumerate(keys)}
+
+    def _delete_in_batches(self, query: Query, **params: Any) -> int:
+        # One bounded transaction per round keeps memory flat however much is stale.
+        total = 0
+        while True:
+            rows = self._write(query, limit=self.batch_size, **params)
+            n = int(rows[0]["deleted"]) if rows else 0
+            total += n
+            if n < self.batch_size:
+                return total
+
+    # ----------------------------------------------------------------------- schema and meta
+
+    def ensure_schema(self) -> None:
+        for query in cypher.SCHEMA_QUERIES:
+            self._write(query)
+        self._write(cypher.AWAIT_INDEXES, timeout_s=300)
+
+    def read_meta(self, domain: str) -> GraphMeta | None:
+        rows = self._read(cypher.READ_META, domain=domain)
+        if not rows:
+            return None
+        p = rows[0]["props"]
+        return GraphMeta(domain=p[DOMAIN], schema_version=int(p[SCHEMA_VERSION_KEY]),
+                         build=p[BUILD], complete=bool(p[COMPLETE]), updated_at=p[UPDATED_AT])
+
+    def write_meta(self, meta: GraphMeta) -> None:
+        self._write(cypher.WRITE_META, domain=meta.domain, schema_version=int(meta.schema_version),
+                    build=meta.build, complete=bool(meta.complete), updated_at=meta.updated_at)
+
+    # ----------------------------------------------------------------------- writes
+
+    def write_nodes(self, label: Label, domain: str, rows: pd.DataFrame, build: str) -> int:
+        label = Label(label)
+        query = cypher.MERGE_NODES[label]
+        written = 0
+        for batch in batches(rows, self.batch_size):
+            records = node_records(label, batch)
+            self._write(query, rows=records, domain=domain, build=build)
+            written += len(records)
+        return written
+
+    def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
+        rel = RelType(rel)
+        query = cypher.MERGE_RELS[rel]
+        written = 0
+        for batch in batches(rows, self.batch_size):
+            records = rel_records(rel, batch)
+            out = self._write(query, rows=records, domain=domain, build=build)
+            n = int(out[0]["written"]) if out else 0
+            if n < len(records):
+                raise self._missing(rel, domain, records)
+            written += n
+        return written
+
+    def _missing(self, rel: RelType, domain: str, records: list[dict[str, Any]]):
+        spec = RELS[rel]
+        src = set(self.node_props(spec.src, domain, sorted({r["src"] for r in records})))
+        dst = set(self.node_props(spec.dst, domain, sorted({r["dst"] for r in records})))
+        missing = [(r["src"], r["dst"]) for r in records if r["src"] not in src or r["dst"] not in dst]
+        return endpoint_error(rel, domain, missing, len(records))
+
+    def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
+        records = recommendation_records(rows)
+        written = 0
+        for start in range(0, len(records), self.batch_size):
+            chunk = records[start:start + self.batch_size]
+            out = self._write(cypher.MERGE_RECOMMENDED_RELS, rows=chunk, domain=domain,
+                              run_id=run_id)
+            n = int(out[0]["written"]) if out else 0
+            if n < len(chunk):
+                raise self._missing(RelType.RECOMMENDED, domain, chunk)
+            written += n
+        self._delete_in_batches(cypher.DELETE_OLD_RECOMMENDED, domain=domain, run_id=run_id)
+        return written
+
+    # ----------------------------------------------------------------------- deletes
+
+    def delete_stale(self, domain: str, build: str) -> GraphCounts:
+        deleted = GraphCounts()
+        for rel in BUILT_RELS:
+            deleted.edges[str(rel)] = self._delete_in_batches(
+                cypher.DELETE_STALE_RELS[rel], domain=domain, build=build)
+        for label in Label:
+            deleted.nodes[str(label)] = self._delete_in_batches(
+                cypher.DELETE_STALE_NODES[label], domain=domain, build=build)
+        return deleted
+
+    def drop_domain(self, domain: str) -> GraphCounts:
+        deleted = GraphCounts()
+        for rel in RelType:
+            deleted.edges[str(rel)] = self._delete_in_batches(
+                cypher.DELETE_DOMAIN_RELS[rel], domain=domain)
+        for label in Label:
+            deleted.nodes[str(label)] = self._delete_in_batches(
+                cypher.DELETE_DOMAIN_NODES[label], domain=domain)
+        self._write(cypher.DELETE_META, domain=domain)
+        return deleted
+
+    # ----------------------------------------------------------------------- reads
+
+    def counts(self, domain: str) -> GraphCounts:
+        queries = [*cypher.COUNT_NODES.items(), *cypher.COUNT_RELS.items()]
+        try:
+            with self._driver.session(database=self.database) as session:
+                results = session.execute_read(
+                    _run_many, [(q.text, {"domain": domain}) for _, q in queries])
+        except (Neo4jError, DriverError) as e:
+            raise self._error(Query("COUNT_NODES/COUNT_RELS", ""), e) from e
+        out = GraphCounts()
+        for (key, _), rows in zip(queries, results):
+            n = int(rows[0]["n"] or 0) if rows else 0
+            (out.nodes if isinstance(key, Label) else out.edges)[str(key)] = n
+        return out
+
+    def node_rows(self, label: Label, domain: str) -> pd.DataFrame:
+        rows = self._read(cypher.NODE_ROWS[Label(label)], domain=domain)
+        return finish_node_rows([(r["id"], r["props"]) for r in rows])
+
+    def rel_rows(self, rel: RelType, domain: str) -> pd.DataFrame:
+        rel = RelType(rel)
+        return finish_rel_rows(rel, self._read_columns(cypher.REL_ROWS[rel], domain=domain))
+
+    def node_props(self, label: Label, domain: str, ids: Sequence[str]) -> dict[str, dict]:
+        rows = self._read(cypher.NODE_PROPS[Label(label)], domain=domain, ids=list(ids))
+        return {r["id"]: {k: v for k, v in r["props"].items() if k not in (DOMAIN, BUILD)}
+                for r in rows}
+
+    def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
+        kind = PathKind(kind)
+        rows = self._read(cypher.PATHS[kind], domain=domain, user_id=user_id, item_id=item_id)
+        return finish_path_rows(kind, rows)
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def flush(self) -> None:
+        # Every write is committed before its call returns.
+        return None
+
+    def close(self) -> None:
+        self._driver.close()

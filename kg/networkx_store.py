@@ -1,0 +1,377 @@
+"""The embedded graph store: a networkx ``MultiDiGraph`` persisted as one file.
+
+The default backend when no Neo4j server is configured. The graph lives in memory and is
+written to ``path`` by :meth:`NetworkXStore.flush` (and :meth:`~NetworkXStore.close`): pickled
+to a temporary file in the same folder, fsynced, then renamed over the old file, so a reader
+(a later flow step, the API) always opens either the previous or the new graph, never half of
+one. One process writes a given file at a time.
+
+Node keys are ``(label, domain, id)`` tuples, so domains cannot collide. Edge keys are the
+relationship type, or ``(type, *key values)`` for types with a merge key (``INTERACTED`` is
+keyed by ``ts``), which gives the same merge semantics as the Cypher ``MERGE`` of
+:mod:`kg.cypher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+
+from kg.errors import GraphStoreError
+from kg.schema import (
+    BUILD,
+    BUILT_RELS,
+    CONFIDENCE,
+    DOMAIN,
+    ID,
+    RELS,
+    RUN_ID,
+    TS,
+    WEIGHT,
+    Label,
+    PathKind,
+    RelType,
+)
+from kg.store import (
+    GraphCounts,
+    GraphMeta,
+    batches,
+    endpoint_error,
+    finish_node_rows,
+    finish_path_rows,
+    finish_rel_rows,
+    missing_endpoints,
+    node_records,
+    recommendation_records,
+    rel_records,
+)
+
+log = logging.getLogger(__name__)
+
+#: Marks a pickle as a kgrec graph, so that opening some other pickle fails clearly.
+_FORMAT = "kgrec-networkx-graph"
+_LABELS = frozenset(str(label) for label in Label)
+
+
+def _rel_type(key: Any) -> str:
+    return key if isinstance(key, str) else key[0]
+
+
+class NetworkXStore:
+    """A :class:`~kg.store.GraphStore` kept in memory and persisted to one file.
+
+    Args:
+        path: the graph file (conventionally ``<out>/graph/kgrec-graph.pickle``); it is read
+            if it exists, and created by the first :meth:`flush`.
+        batch_size: rows per write batch (bounds the memory of the record conversion).
+
+    Raises:
+        GraphStoreError: ``path`` exists but is not a readable kgrec graph.
+
+    Example:
+        >>> with NetworkXStore(tmp / "graph.pickle") as store:  # doctest: +SKIP
+        ...     counts = build_graph(store, dataset)
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 50_000):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.batch_size = batch_size
+        self._dirty = False
+        self._graph = self._load() if self.path.exists() else self._empty()
+
+    def __repr__(self) -> str:
+        return (f"NetworkXStore({self.location!r}, nodes={self._graph.number_of_nodes()}, "
+                f"edges={self._graph.number_of_edges()})")
+
+    def __enter__(self) -> NetworkXStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------- persistence
+
+    @staticmethod
+    def _empty() -> nx.MultiDiGraph:
+        g = nx.MultiDiGraph()
+        g.graph.update(format=_FORMAT, meta={})
+        return g
+
+    def _load(self) -> nx.MultiDiGraph:
+        # Only files this class wrote are opened: pickle runs code from the file, so the path
+        # must be the project's own output folder, never user-supplied input.
+        try:
+            with self.path.open("rb") as fh:
+                graph = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
+            raise GraphStoreError(f"cannot read the graph file {self.path}: {type(e).__name__}: "
+                                  f"{e}; rebuild the graph or point at another file",
+                                  query="open", uri=self.location) from e
+        if not isinstance(graph, nx.MultiDiGraph) or graph.graph.get("format") != _FORMAT:
+            raise GraphStoreError(f"{self.path} is not a kgrec graph file (found "
+                                  f"{type(graph).__name__})", query="open", uri=self.location)
+        return graph
+
+    def flush(self) -> None:
+        if not self._dirty and self.path.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(self._graph, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException as e:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise GraphStoreError(f"cannot write the graph file {self.path}: {e}",
+                                      query="flush", uri=self.location) from e
+            raise
+        self._dirty = False
+
+    def close(self) -> None:
+        if self._dirty:
+            self.flush()
+
+    # ----------------------------------------------------------------------- schema and meta
+
+    def ensure_schema(self) -> None:
+        # Uniqueness of (label, domain, id) is the node key itself; nothing to create.
+        return None
+
+    def read_meta(self, domain: str) -> GraphMeta | None:
+        raw = self._graph.graph["meta"].get(domain)
+        return GraphMeta(**raw) if raw else None
+
+    def write_meta(self, meta: GraphMeta) -> None:
+        self._graph.graph["meta"][meta.domain] = dict(
+            domain=meta.domain, schema_version=int(meta.schema_version), build=meta.build,
+            complete=bool(meta.complete), updated_at=meta.updated_at)
+        self._dirty = True
+
+    # ----------------------------------------------------------------------- writes
+
+    def _exists(self, domain: str):
+        nodes = self._graph._node  # the plain dict: this check runs once per row
+        return lambda label, id_: (str(label), domain, id_) in nodes
+
+    def write_nodes(self, label: Label, domain: str, rows: pd.DataFrame, build: str) -> int:
+        label = Label(label)
+        g = self._graph
+        written = 0
+        for batch in batches(rows, self.batch_size):
+            for rec in node_records(label, batch):
+                attrs = {**rec["props"], DOMAIN: domain, ID: rec["id"], BUILD: build}
+                key = (str(label), domain, rec["id"])
+                if key in g._node:
+                    node = g._node[key]
+                    node.clear()
+                    node.update(attrs)
+                else:
+                    g.add_node(key, **attrs)
+                written += 1
+        self._dirty = True
+        return written
+
+    def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
+        rel = RelType(rel)
+        return self._write_rels(rel, domain, rows, stamp={BUILD: build})
+
+    def _write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame | list,
+                    stamp: dict[str, Any]) -> int:
+        spec = RELS[rel]
+        g = self._graph
+        src_label, dst_label, name = str(spec.src), str(spec.dst), str(rel)
+        chunks = [rows] if isinstance(rows, list) else (
+            rel_records(rel, b) for b in batches(rows, self.batch_size))
+        written = 0
+        exists = self._exists(domain)
+        for records in chunks:
+            if missing := missing_endpoints(rel, records, exists):
+                raise endpoint_error(rel, domain, missing, len(records))
+            for rec in records:
+                u = (src_label, domain, rec.pop("src"))
+                v = (dst_label, domain, rec.pop("dst"))
+                key = (name, *(rec[k] for k in spec.key)) if spec.key else name
+                attrs = {k: val for k, val in rec.items() if val is not None}
+                attrs.update(stamp)
+                edges = g._succ[u].get(v)
+                if edges is not None and key in edges:
+                    edges[key].clear()
+                    edges[key].update(attrs)
+                else:
+                    g.add_edge(u, v, key=key, **attrs)
+                written += 1
+        self._dirty = True
+        return written
+
+    def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
+        records = recommendation_records(rows)
+        for rec in records:
+            rec[RUN_ID] = run_id
+        written = self._write_rels(RelType.RECOMMENDED, domain, records, stamp={})
+        old = [(u, v, k) for u, v, k, d in self._domain_edges(domain, RelType.RECOMMENDED)
+               if d.get(RUN_ID) != run_id]
+        self._graph.remove_edges_from(old)
+        self._dirty = True
+        return written
+
+    # ----------------------------------------------------------------------- deletes
+
+    def _domain_nodes(self, domain: str, label: Label | None = None):
+        want = str(label) if label is not None else None
+        for key, data in self._graph._node.items():
+            if key[1] == domain and key[0] in _LABELS and (want is None or key[0] == want):
+                yield key, data
+
+    def _domain_edges(self, domain: str, rel: RelType):
+        """``(u, v, key, data)`` of one type, walked from the domain's start nodes."""
+        spec = RELS[rel]
+        name = str(rel)
+        succ = self._graph._succ
+        for u, _ in self._domain_nodes(domain, spec.src):
+            for v, keyed in succ[u].items():
+                for k, d in keyed.items():
+                    if _rel_type(k) == name:
+                        yield u, v, k, d
+
+    def delete_stale(self, domain: str, build: str) -> GraphCounts:
+        deleted = GraphCounts()
+        for rel in BUILT_RELS:
+            stale = [(u, v, k) for u, v, k, d in self._domain_edges(domain, rel)
+                     if d.get(BUILD) != build]
+            self._graph.remove_edges_from(stale)
+            deleted.edges[str(rel)] = len(stale)
+        for label in Label:
+            stale_nodes = [k for k, d in self._domain_nodes(domain, label) if d.get(BUILD) != build]
+            self._graph.remove_nodes_from(stale_nodes)
+            deleted.nodes[str(label)] = len(stale_nodes)
+        self._dirty = True
+        return deleted
+
+    def drop_domain(self, domain: str) -> GraphCounts:
+        deleted = self.counts(domain)
+        self._graph.remove_nodes_from([k for k, _ in self._domain_nodes(domain)])
+        self._graph.graph["meta"].pop(domain, None)
+        self._dirty = True
+        return deleted
+
+    # ----------------------------------------------------------------------- reads
+
+    def counts(self, domain: str) -> GraphCounts:
+        out = GraphCounts()
+        for key, _ in self._domain_nodes(domain):
+            out.nodes[key[0]] += 1
+        succ = self._graph._succ
+        for key, _ in self._domain_nodes(domain):
+            for keyed in succ[key].values():
+                for k in keyed:
+                    out.edges[_rel_type(k)] += 1
+        return out
+
+    def node_rows(self, label: Label, domain: str) -> pd.DataFrame:
+        return finish_node_rows([(k[2], d) for k, d in self._domain_nodes(domain, Label(label))])
+
+    def rel_rows(self, rel: RelType, domain: str) -> pd.DataFrame:
+        rel = RelType(rel)
+        spec = RELS[rel]
+        cols: dict[str, list] = {c: [] for c in ("src", "dst", *spec.props)}
+        for u, v, _, d in self._domain_edges(domain, rel):
+            cols["src"].append(u[2])
+            cols["dst"].append(v[2])
+            for p in spec.props:
+                cols[p].append(d.get(p))
+        return finish_rel_rows(rel, cols)
+
+    def node_props(self, label: Label, domain: str, ids: Sequence[str]) -> dict[str, dict]:
+        nodes = self._graph._node
+        out = {}
+        for id_ in ids:
+            data = nodes.get((str(label), domain, id_))
+            if data is not None:
+                out[id_] = {k: v for k, v in data.items() if k not in (DOMAIN, BUILD)}
+        return out
+
+    def _out(self, node: tuple, rel: RelType, label: Label) -> dict[tuple, list[dict]]:
+        """Neighbours reached from ``node`` over ``rel``, with the data of each such edge."""
+        name, want = str(rel), str(label)
+        found: dict[tuple, list[dict]] = {}
+        for v, keyed in self._graph._succ[node].items():
+            if v[0] != want:
+                continue
+            datas = [d for k, d in keyed.items() if _rel_type(k) == name]
+            if datas:
+                found[v] = datas
+        return found
+
+    def _in(self, node: tuple, rel: RelType, label: Label) -> set[tuple]:
+        name, want = str(rel), str(label)
+        return {u for u, keyed in self._graph._pred[node].items()
+                if u[0] == want and any(_rel_type(k) == name for k in keyed)}
+
+    def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
+        kind = PathKind(kind)
+        u = (str(Label.USER), domain, user_id)
+        i = (str(Label.ITEM), domain, item_id)
+        nodes = self._graph._node
+        rows: list[dict[str, Any]] = []
+        if u in nodes and i in nodes:
+            rows = self._paths(kind, u, i)
+        return finish_path_rows(kind, rows)
+
+    def _paths(self, kind: PathKind, u: tuple, i: tuple) -> list[dict[str, Any]]:
+        if kind is PathKind.FRIEND:
+            rows = []
+            for f in self._out(u, RelType.FOLLOWS, Label.USER):
+                if f == u:
+                    continue
+                for d in self._out(f, RelType.INTERACTED, Label.ITEM).get(i, []):
+                    rows.append({"friend": f[2], "ts": d.get(TS), "weight": d.get(WEIGHT)})
+            return rows
+        liked = self._out(u, RelType.INTERACTED, Label.ITEM)
+        liked.pop(i, None)
+        if kind is PathKind.CO_INTERACTION:
+            pairs = set()
+            for o in self._in(i, RelType.INTERACTED, Label.USER):
+                if o == u:
+                    continue
+                for x in self._out(o, RelType.INTERACTED, Label.ITEM):
+                    if x in liked:
+                        pairs.add((x[2], o[2]))
+            return [{"via_item": x, "other_user": o} for x, o in pairs]
+        if kind is PathKind.ENTITY:
+            target = {e: ds[0].get(CONFIDENCE) for e, ds in
+                      self._out(i, RelType.MENTIONS, Label.ENTITY).items()}
+            rows = []
+            for x in liked:
+                for e, ds in self._out(x, RelType.MENTIONS, Label.ENTITY).items():
+                    if e in target:
+                        rows.append({"via_item": x[2], "entity": e[2],
+                                     "via_confidence": ds[0].get(CONFIDENCE),
+                                     "item_confidence": target[e]})
+            return rows
+        # CATEGORY
+        cats = set(self._out(i, RelType.IN_CATEGORY, Label.CATEGORY))
+        latest: dict[tuple[str, str], int] = defaultdict(lambda: -(1 << 62))
+        for x, datas in liked.items():
+            ts = max(d.get(TS) for d in datas)
+            for c in self._out(x, RelType.IN_CATEGORY, Label.CATEGORY):
+                if c in cats:
+                    latest[(x[2], c[2])] = max(latest[(x[2], c[2])], ts)
+        return [{"via_item": x, "category": c, "ts": ts} for (x, c), ts in latest.items()]
+

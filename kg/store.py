@@ -1,0 +1,303 @@
+"""The ``GraphStore`` protocol every graph backend implements, and the row handling they share.
+
+Rows travel as pandas frames. A node frame has an ``id`` column plus one column per property;
+a relationship frame has ``src`` and ``dst`` (the endpoint ids) plus the properties its
+:class:`~kg.schema.RelSpec` lists. Missing values (``None``/``NaN``) mean "no such property".
+Both backends turn frames into records with :func:`node_records` / :func:`rel_records` and shape
+what they read back with :func:`finish_node_rows` / :func:`finish_rel_rows`, so the same graph
+reads back as equal frames from either store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+from kg.errors import SchemaError
+from kg.schema import (
+    BUILD,
+    DOMAIN,
+    ID,
+    MAX_ID_BYTES,
+    PROP_DTYPES,
+    RELS,
+    RESERVED_NODE_KEYS,
+    RUN_ID,
+    Label,
+    PathKind,
+    RelType,
+)
+
+#: The columns :meth:`GraphStore.path_rows` returns for each kind of explanation path.
+PATH_COLUMNS: dict[PathKind, tuple[str, ...]] = {
+    PathKind.CO_INTERACTION: ("via_item", "other_user"),
+    PathKind.ENTITY: ("via_item", "entity", "via_confidence", "item_confidence"),
+    PathKind.FRIEND: ("friend", "ts", "weight"),
+    PathKind.CATEGORY: ("via_item", "category", "ts"),
+}
+
+#: Columns of the frame :meth:`GraphStore.write_recommendations` takes.
+RECOMMENDATION_COLUMNS = ("user_id", "item_id", "rank", "score", "reason")
+
+
+def _zero_nodes() -> dict[str, int]:
+    return {str(label): 0 for label in Label}
+
+
+def _zero_edges() -> dict[str, int]:
+    return {str(rel): 0 for rel in RelType}
+
+
+@dataclass(frozen=True)
+class GraphCounts:
+    """Node counts per label and relationship counts per type, for one domain.
+
+    Every label and type is present (zero when absent), so two counts compare with ``==``.
+
+    Attributes:
+        nodes: ``{"User": n, "Item": n, "Category": n, "Entity": n}``.
+        edges: ``{"INTERACTED": n, "IN_CATEGORY": n, "MENTIONS": n, "FOLLOWS": n,
+            "RECOMMENDED": n}``.
+    """
+
+    nodes: dict[str, int] = field(default_factory=_zero_nodes)
+    edges: dict[str, int] = field(default_factory=_zero_edges)
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def total_edges(self) -> int:
+        return sum(self.edges.values())
+
+    def __str__(self) -> str:
+        nodes = ", ".join(f"{k}={v}" for k, v in self.nodes.items())
+        edges = ", ".join(f"{k}={v}" for k, v in self.edges.items())
+        return f"nodes: {nodes}; relationships: {edges}"
+
+
+@dataclass(frozen=True)
+class GraphMeta:
+    """What the graph records about one domain (the ``KgrecMeta`` node).
+
+    Attributes:
+        domain: the domain.
+        schema_version: :data:`kg.schema.SCHEMA_VERSION` of the code that wrote the graph.
+        build: stamp of the last build that started (see :mod:`kg.builder`).
+        complete: whether that build finished; ``False`` after an interrupted build.
+        updated_at: ISO-8601 UTC time of the last change.
+    """
+
+    domain: str
+    schema_version: int
+    build: str
+    complete: bool
+    updated_at: str
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """Where the knowledge graph lives: Neo4j (:class:`~kg.neo4j_store.Neo4jStore`) or an
+    embedded networkx graph (:class:`~kg.networkx_store.NetworkXStore`).
+
+    Every method is scoped to one ``domain``; nothing written for one domain is visible
+    through another. Writes are idempotent (merge by ``(label, domain, id)`` for nodes and by
+    endpoints plus :attr:`RelSpec.key` for relationships). Failures raise
+    :class:`~kg.errors.GraphStoreError` (backend trouble) or :class:`~kg.errors.SchemaError`
+    (rows that do not fit the schema); nothing fails silently.
+
+    Attributes:
+        location: where the graph lives (a URI or a file path), for messages and refs.
+    """
+
+    location: str
+
+    def ensure_schema(self) -> None:
+        """Create constraints and indexes if missing (idempotent)."""
+
+    def read_meta(self, domain: str) -> GraphMeta | None:
+        """The domain's meta record, or ``None`` when nothing was ever built for it."""
+
+    def write_meta(self, meta: GraphMeta) -> None:
+        """Create or replace the domain's meta record."""
+
+    def write_nodes(self, label: Label, domain: str, rows: pd.DataFrame, build: str) -> int:
+        """Merge nodes (``id`` + property columns), replacing their properties and stamping
+        ``build``. Returns the number of rows written."""
+
+    def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
+        """Merge relationships (``src``, ``dst`` + properties) between existing nodes, stamping
+        ``build``. Raises ``SchemaError`` when an endpoint does not exist."""
+
+    def delete_stale(self, domain: str, build: str) -> GraphCounts:
+        """Delete the domain's built relationships, then nodes, whose stamp is not ``build``.
+        Returns what was deleted."""
+
+    def drop_domain(self, domain: str) -> GraphCounts:
+        """Delete everything of the domain (meta included). Returns what was deleted."""
+
+    def counts(self, domain: str) -> GraphCounts:
+        """Nodes per label and relationships per type of the domain."""
+
+    def node_rows(self, label: Label, domain: str) -> pd.DataFrame:
+        """All nodes of a label: ``id`` then properties (sorted by name), rows sorted by id."""
+
+    def rel_rows(self, rel: RelType, domain: str) -> pd.DataFrame:
+        """All relationships of a type: ``src``, ``dst`` then the spec's properties, sorted."""
+
+    def node_props(self, label: Label, domain: str, ids: Sequence[str]) -> dict[str, dict]:
+        """Properties of the given nodes by id (unknown ids are left out)."""
+
+    def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
+        """The distinct raw paths of one kind from a user to an item (:data:`PATH_COLUMNS`)."""
+
+    def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
+        """Replace the domain's ``RECOMMENDED`` relationships with ``rows``
+        (:data:`RECOMMENDATION_COLUMNS`): the new ones are written first, then those of
+        other runs are deleted. Returns the number written."""
+
+    def flush(self) -> None:
+        """Make every write so far durable (a no-op where each write already is)."""
+
+    def close(self) -> None:
+        """Flush and release the backend."""
+
+
+# --------------------------------------------------------------------------- shared row handling
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO-8601 (the ``updated_at`` of meta records)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_ids(what: str, ids: pd.Series) -> None:
+    """Refuse empty, missing or over-long ids (every backend indexes them)."""
+    s = pd.Series(ids, dtype=object)
+    bad = s.isna() | (s.map(lambda v: not isinstance(v, str) or v == ""))
+    if bad.any():
+        ex = s[bad].head(5).tolist()
+        raise SchemaError(f"{what}: {int(bad.sum())} of {len(s)} ids are empty or not strings "
+                          f"(first: {ex}); every node needs a non-empty string id")
+    nbytes = s.map(lambda v: len(v.encode("utf-8")))
+    if (long := nbytes > MAX_ID_BYTES).any():
+        ex = [v[:40] + "…" for v in s[long].head(5)]
+        raise SchemaError(f"{what}: {int(long.sum())} ids are longer than {MAX_ID_BYTES} UTF-8 "
+                          f"bytes (longest {int(nbytes.max())}; first: {ex}); shorten or hash "
+                          f"them before building the graph")
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns of native Python values, ``None`` wherever a value is missing."""
+    obj = frame.astype(object)
+    return obj.where(frame.notna(), None)
+
+
+def batches(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    """Consecutive slices of at most ``size`` rows."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start:start + size]
+
+
+def node_records(label: Label, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """``[{"id": ..., "props": {...}}]`` with missing properties left out of ``props``."""
+    if ID not in rows.columns:
+        raise ValueError(f"{label} rows need an '{ID}' column; got {list(rows.columns)}")
+    if clash := [c for c in rows.columns if c in RESERVED_NODE_KEYS and c != ID]:
+        raise ValueError(f"{label} rows must not carry {clash}: the store sets them itself")
+    check_ids(f"{label} rows", rows[ID])
+    plain = _plain(rows)
+    ids = plain[ID].tolist()
+    props = plain.drop(columns=[ID]).to_dict("records")
+    return [{"id": i, "props": {k: v for k, v in p.items() if v is not None}}
+            for i, p in zip(ids, props)]
+
+
+def rel_records(rel: RelType, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """``[{"src": ..., "dst": ..., <prop>: ...}]`` with every spec property present
+    (``None`` when missing, which a store treats as "no such property")."""
+    spec = RELS[rel]
+    if missing := [c for c in ("src", "dst", *spec.key) if c not in rows.columns]:
+        raise ValueError(f"{rel} rows need columns {['src', 'dst', *spec.key]}; "
+                         f"missing {missing}")
+    cols = ["src", "dst"] + [p for p in spec.props if p != RUN_ID or p in rows.columns]
+    frame = rows.reindex(columns=cols)
+    for k in spec.key:
+        if frame[k].isna().any():
+            raise SchemaError(f"{rel} rows: {int(frame[k].isna().sum())} rows have no '{k}', "
+                              f"which tells {rel} relationships between one pair apart")
+    return _plain(frame).to_dict("records")
+
+
+def finish_node_rows(records: list[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
+    """The frame :meth:`GraphStore.node_rows` returns, from ``(id, properties)`` pairs."""
+    records = sorted(records, key=lambda r: r[0])
+    props = [{k: v for k, v in p.items() if k not in (DOMAIN, BUILD, ID)} for _, p in records]
+    frame = pd.DataFrame.from_records(props) if props else pd.DataFrame(index=range(0))
+    frame = frame.reindex(columns=sorted(frame.columns))
+    frame.insert(0, ID, pd.Series([r[0] for r in records], dtype=object))
+    return frame.reset_index(drop=True)
+
+
+def finish_rel_rows(rel: RelType, columns: dict[str, list]) -> pd.DataFrame:
+    """The frame :meth:`GraphStore.rel_rows` returns: typed columns, sorted by endpoints and key."""
+    spec = RELS[rel]
+    names = ["src", "dst", *spec.props]
+    frame = pd.DataFrame({n: pd.Series(columns.get(n, []), dtype=object) for n in names})
+    for p in spec.props:
+        dtype = PROP_DTYPES[p]
+        if dtype == "object":
+            frame[p] = frame[p].astype(object).where(frame[p].notna(), None)
+        else:
+            frame[p] = pd.to_numeric(frame[p]).astype(dtype)
+    # (src, dst, key) is unique per relationship, so this order is total and both stores agree.
+    if len(frame):
+        frame = frame.sort_values(["src", "dst", *spec.key], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def finish_path_rows(kind: PathKind, records: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """The frame :meth:`GraphStore.path_rows` returns: the kind's columns, sorted rows."""
+    cols = PATH_COLUMNS[kind]
+    frame = pd.DataFrame.from_records([tuple(r[c] for c in cols) for r in records],
+                                      columns=list(cols))
+    if len(frame):
+        frame = frame.sort_values(list(cols), kind="stable").reset_index(drop=True)
+    return frame
+
+
+def recommendation_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Validate a recommendations frame and turn it into ``RECOMMENDED`` records."""
+    if missing := [c for c in RECOMMENDATION_COLUMNS if c not in rows.columns]:
+        raise ValueError(f"recommendation rows need columns {list(RECOMMENDATION_COLUMNS)}; "
+                         f"missing {missing}")
+    dup = rows.duplicated(["user_id", "item_id"])
+    if dup.any():
+        ex = rows.loc[dup, ["user_id", "item_id"]].head(5).values.tolist()
+        raise ValueError(f"recommendation rows: {int(dup.sum())} duplicated (user_id, item_id) "
+                         f"pairs (first: {ex}); each item is recommended once per user")
+    frame = rows[list(RECOMMENDATION_COLUMNS)].rename(columns={"user_id": "src", "item_id": "dst"})
+    frame = frame.assign(rank=frame["rank"].astype("int64"), score=frame["score"].astype("float64"))
+    return _plain(frame).to_dict("records")
+
+
+def missing_endpoints(rel: RelType, records: list[dict[str, Any]], exists) -> list[tuple[str, str]]:
+    """The ``(src, dst)`` pairs of ``records`` whose endpoints ``exists(label, id)`` denies."""
+    spec = RELS[rel]
+    return [(r["src"], r["dst"]) for r in records
+            if not exists(spec.src, r["src"]) or not exists(spec.dst, r["dst"])]
+
+
+def endpoint_error(rel: RelType, domain: str, missing: list[tuple[str, str]], total: int) -> SchemaError:
+    spec = RELS[rel]
+    return SchemaError(
+        f"{rel} in domain {domain!r}: {len(missing)} of {total} rows point at {spec.src} or "
+        f"{spec.dst} nodes that do not exist (first: {missing[:5]}); write {spec.src} and "
+        f"{spec.dst} nodes before {rel} relationships")

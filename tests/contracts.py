@@ -1,0 +1,428 @@
+"""Contract test classes: each implementation's test class inherits one, so every backend passes
+the same tests."""
+
+from __future__ import annotations
+
+# ============================================================================ GraphStoreContract
+# Owned by the knowledge-graph package (kg/). Other contracts go in their own blocks below.
+
+import atexit
+import functools
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kg.builder import build_graph, build_rows
+from kg.errors import SchemaError
+from kg.explain import explain
+from kg.export import export_graph
+from kg.schema import BUILD, SCHEMA_VERSION, Label, RelType
+from kg.store import GraphMeta, GraphStore, now_iso
+from quality.contract import DatasetManifest, write_dataset
+from quality.dataset import Dataset
+from quality.gate import GateConfig, open_dataset
+
+_GRAPH_ROOT = Path(tempfile.mkdtemp(prefix="kgrec-graph-tests-"))
+atexit.register(shutil.rmtree, _GRAPH_ROOT, True)
+# A fixed clock keeps the gate's future-timestamp rule deterministic.
+_GATE = GateConfig(now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+T0 = 1_600_000_000
+
+#: Ids and titles that would break a query built by string formatting.
+NASTY_IDS = (
+    "it's",
+    'say "hi"',
+    "back`tick`",
+    "})-[:X]->(n) DETACH DELETE n //",
+    "MATCH (n) RETURN n",
+    "$domain",
+    "ünïcødé 🎉🚀",
+    "x" * 1000,
+)
+NASTY_TITLES = (
+    "O'Brien & \"Sons\"",
+    "`; DROP CONSTRAINT user_domain_id; //",
+    "'}) MERGE (x:Pwned {a:'1'}) //",
+    "CREATE INDEX FOR (n:Item) ON (n.title)",
+    "Emoji 🧪✨ title",
+    "long " + "λ" * 5000,
+    "\\u0027 escaped backslash \\",
+    "{title}",
+)
+
+
+def _dataset(name: str, domain: str, users, items, interactions, links=None) -> Dataset:
+    folder = write_dataset(_GRAPH_ROOT / name, DatasetManifest(domain, name), pd.DataFrame(users),
+                           pd.DataFrame(items), pd.DataFrame(interactions),
+                           pd.DataFrame(links) if links is not None else None)
+    return open_dataset(folder, _GATE)
+
+
+def _inter(rows) -> dict:
+    return {"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+            "timestamp": [T0 + r[2] for r in rows],
+            "rating": [r[3] if len(r) > 3 else None for r in rows]}
+
+
+_TOY_USERS = {"user_id": ["ana", "ben", "cy", "dee", "eve"],
+              "profile_text": ["reads science fiction", "", "likes long novels", "", "new here"]}
+_TOY_ITEMS = {
+    "item_id": ["i1", "i2", "i3", "i4", "i5"],
+    "title": ["Dune", "Solaris", "Emma", "Neuromancer", "Unread"],
+    "category": ["scifi|books", "scifi", "romance", "scifi|cyberpunk", "romance"],
+}
+_TOY_INTERACTIONS = [
+    ("ana", "i1", 0, 5.0), ("ana", "i3", 100, 3.0),
+    ("ben", "i1", 200, 4.0), ("ben", "i2", 300, 4.0), ("ben", "i4", 350, 5.0),
+    ("cy", "i2", 400, 2.0), ("cy", "i3", 500, 4.0), ("cy", "i4", 600, 4.0), ("cy", "i4", 700, 5.0),
+]
+_TOY_LINKS = {"src_user_id": ["ana", "cy"], "dst_user_id": ["ben", "ana"],
+              "kind": ["friend", "follow"]}
+
+
+@functools.cache
+def toy_dataset() -> Dataset:
+    """A social domain with known paths.
+
+    5 users (dee and eve cold), 5 items (i5 cold), 4 categories, 9 interactions (cy read i4
+    twice), 2 links. From ana to i4: co-interaction via i1 (ben) and via i3 (cy); friend ben;
+    entity ``e:desert`` via i1 (0.6 × 0.5); category scifi via i1.
+    """
+    return _dataset("toy", "social", _TOY_USERS, _TOY_ITEMS, _inter(_TOY_INTERACTIONS), _TOY_LINKS)
+
+
+def toy_mentions() -> pd.DataFrame:
+    rows = [("i1", "e:herbert", "Frank Herbert", "person", 0.9),
+            ("i2", "e:lem", "Stanisław Lem", "person", 0.8),
+            ("i4", "e:cyberspace", "cyberspace", "topic", 0.7),
+            ("i1", "e:desert", "desert", "topic", 0.6),
+            ("i4", "e:desert", "deserts", "topic", 0.5),
+            ("i5", "e:desert", "desert", "topic", 0.4),
+            ("i1", "e:desert", "desert planet", "topic", 0.2)]  # a weaker duplicate pair
+    m = pd.DataFrame(rows, columns=["item_id", "entity_id", "entity_name", "entity_type", "confidence"])
+    return m.assign(source="test")
+
+
+@functools.cache
+def toy_dataset_v2() -> Dataset:
+    """``toy_dataset`` a day later: i1 retitled, cy gone (with cy's reads and link), item i6 and
+    ben's read of it new, i4 no longer in cyberpunk (so that category disappears)."""
+    items = {k: list(v) for k, v in _TOY_ITEMS.items()}
+    items["title"][0] = "Dune (1965)"
+    items["category"][3] = "scifi"
+    for k, v in {"item_id": "i6", "title": "Hyperion", "category": "scifi"}.items():
+        items[k].append(v)
+    users = {k: [v for u, v in zip(_TOY_USERS["user_id"], vals) if u != "cy"]
+             for k, vals in _TOY_USERS.items()}
+    inter = [r for r in _TOY_INTERACTIONS if r[0] != "cy"] + [("ben", "i6", 800, 5.0)]
+    links = {"src_user_id": ["ana"], "dst_user_id": ["ben"], "kind": ["friend"]}
+    return _dataset("toy_v2", "social", users, items, _inter(inter), links)
+
+
+def toy_mentions_v2() -> pd.DataFrame:
+    m = toy_mentions()
+    return m[m["entity_id"] != "e:lem"].reset_index(drop=True)
+
+
+@functools.cache
+def other_domain_dataset() -> Dataset:
+    """The toy's ids in another domain, with other titles and no links."""
+    items = dict(_TOY_ITEMS, title=[f"Film {i}" for i in range(5)])
+    return _dataset("other", "content", _TOY_USERS, items, _inter(_TOY_INTERACTIONS[:4]))
+
+
+@functools.cache
+def nasty_dataset() -> Dataset:
+    """Ids and titles full of quotes, backticks, Cypher fragments, emoji and long strings."""
+    n = len(NASTY_IDS)
+    users = {"user_id": list(NASTY_IDS)}
+    items = {"item_id": list(NASTY_IDS), "title": list(NASTY_TITLES),
+             "category": [NASTY_IDS[(i + 1) % n] for i in range(n)]}
+    inter = [(NASTY_IDS[i], NASTY_IDS[(i * 3 + 1) % n], i) for i in range(n)]
+    inter += [(NASTY_IDS[i], NASTY_IDS[(i * 5 + 2) % n], 100 + i) for i in range(n)]
+    return _dataset("nasty", "ecommerce", users, items, _inter(inter))
+
+
+@functools.cache
+def travel_dataset() -> Dataset:
+    """Places with coordinates; users with a home location where known."""
+    users = {"user_id": ["t1", "t2", "t3"], "lat": [48.85, None, 41.9], "lon": [2.35, None, 12.5]}
+    items = {"item_id": ["p1", "p2", "p3"], "title": ["Louvre", "Colosseum", "Prado"],
+             "category": ["museum", "landmark", "museum"],
+             "lat": [48.8606, 41.8902, 40.4138], "lon": [2.3376, 12.4922, -3.6921]}
+    inter = [("t1", "p1", 0), ("t1", "p2", 10), ("t2", "p2", 20), ("t3", "p3", 30)]
+    return _dataset("travel", "travel", users, items, _inter(inter))
+
+
+def snapshot(store: GraphStore, domain: str) -> dict:
+    """Every node and relationship row of a domain (build stamps left out)."""
+    out: dict = {}
+    for label in Label:
+        out[str(label)] = store.node_rows(label, domain)
+    for rel in RelType:
+        out[str(rel)] = store.rel_rows(rel, domain)
+    return out
+
+
+def assert_same_graph(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        pd.testing.assert_frame_equal(a[key], b[key], check_dtype=True, obj=key)
+
+
+def assert_same_export(a, b) -> None:
+    assert a.vocab == b.vocab
+    assert set(a.data.node_types) == set(b.data.node_types)
+    assert set(a.data.edge_types) == set(b.data.edge_types)
+    for nt in a.data.node_types:
+        assert a.data[nt].num_nodes == b.data[nt].num_nodes
+        assert set(a.data[nt].keys()) == set(b.data[nt].keys())
+        for key in a.data[nt].keys():
+            if key != "num_nodes":
+                assert torch.equal(a.data[nt][key].nan_to_num(-999), b.data[nt][key].nan_to_num(-999))
+    for et in a.data.edge_types:
+        assert set(a.data[et].keys()) == set(b.data[et].keys()), et
+        for key in a.data[et].keys():
+            assert torch.equal(a.data[et][key], b.data[et][key]), (et, key)
+
+
+class GraphStoreContract:
+    """What every :class:`~kg.store.GraphStore` must do. Subclasses provide a ``store`` fixture
+    (empty for the four domains) and :meth:`reopen`."""
+
+    @pytest.fixture
+    def store(self) -> GraphStore:
+        raise NotImplementedError("subclasses provide a `store` fixture")
+
+    def reopen(self, store: GraphStore) -> GraphStore:
+        """A second store object over the same graph (a later step or the API opening it)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------- build and counts
+
+    def test_empty_domain_has_zero_counts_and_no_meta(self, store: GraphStore):
+        counts = store.counts("social")
+        assert counts.total_nodes == 0 and counts.total_edges == 0
+        assert set(counts.nodes) == {str(x) for x in Label}
+        assert set(counts.edges) == {str(x) for x in RelType}
+        assert store.read_meta("social") is None
+
+    def test_build_counts_follow_from_the_dataset(self, store: GraphStore):
+        counts = build_graph(store, toy_dataset(), toy_mentions())
+        assert counts.nodes == {"User": 5, "Item": 5, "Category": 4, "Entity": 4}
+        # 9 reads (cy's two reads of i4 are two relationships), 7 item-category pairs, 6 distinct
+        # item-entity pairs (the weaker duplicate of (i1, e:desert) merges), 2 links.
+        assert counts.edges == {"INTERACTED": 9, "IN_CATEGORY": 7, "MENTIONS": 6, "FOLLOWS": 2,
+                                "RECOMMENDED": 0}
+        assert store.counts("social") == counts
+        meta = store.read_meta("social")
+        assert meta.complete and meta.schema_version == SCHEMA_VERSION
+        assert meta.build == build_rows(toy_dataset(), toy_mentions()).build
+
+    def test_rebuild_is_idempotent(self, store: GraphStore):
+        first = build_graph(store, toy_dataset(), toy_mentions())
+        before = snapshot(store, "social")
+        again = build_graph(store, toy_dataset(), toy_mentions(), force=True)
+        assert again == first
+        assert_same_graph(snapshot(store, "social"), before)
+
+    def test_properties_are_read_back(self, store: GraphStore):
+        build_graph(store, toy_dataset(), toy_mentions())
+        items = store.node_rows(Label.ITEM, "social")
+        assert items["id"].tolist() == ["i1", "i2", "i3", "i4", "i5"]
+        assert items["title"].tolist() == ["Dune", "Solaris", "Emma", "Neuromancer", "Unread"]
+        assert BUILD not in items.columns and "domain" not in items.columns
+        users = store.node_rows(Label.USER, "social").set_index("id")
+        assert users.loc["ana", "profile_text"] == "reads science fiction"
+        assert pd.isna(users.loc["ben", "profile_text"])  # empty text is no property
+        inter = store.rel_rows(RelType.INTERACTED, "social")
+        cy = inter[(inter.src == "cy") & (inter.dst == "i4")]
+        assert cy["ts"].tolist() == [T0 + 600, T0 + 700]
+        assert cy["rating"].tolist() == [4.0, 5.0]
+        ents = store.node_rows(Label.ENTITY, "social").set_index("id")
+        assert ents.loc["e:desert", "name"] == "desert"  # the name of its best mention
+        mentions = store.rel_rows(RelType.MENTIONS, "social")
+        best = mentions[(mentions.src == "i1") & (mentions.dst == "e:desert")]
+        assert best["confidence"].tolist() == [0.6]
+
+    # ----------------------------------------------------------------------- refresh
+
+    def test_refresh_updates_adds_and_removes(self, store: GraphStore):
+        build_graph(store, toy_dataset(), toy_mentions())
+        counts = build_graph(store, toy_dataset_v2(), toy_mentions_v2())
+        assert counts.nodes == {"User": 4, "Item": 6, "Category": 3, "Entity": 3}
+        assert counts.edges["INTERACTED"] == 6 and counts.edges["FOLLOWS"] == 1
+        items = store.node_rows(Label.ITEM, "social").set_index("id")
+        assert items.loc["i1", "title"] == "Dune (1965)" and "i6" in items.index
+        assert "cy" not in set(store.node_rows(Label.USER, "social")["id"])
+        assert "cyberpunk" not in set(store.node_rows(Label.CATEGORY, "social")["id"])
+        refreshed = snapshot(store, "social")
+        store.drop_domain("social")
+        build_graph(store, toy_dataset_v2(), toy_mentions_v2())
+        assert_same_graph(refreshed, snapshot(store, "social"))
+
+    def test_interrupted_build_converges_to_a_clean_build(self, store: GraphStore):
+        build_graph(store, toy_dataset(), toy_mentions())
+        rows = build_rows(toy_dataset_v2(), toy_mentions_v2())
+        # The v2 build dies after half its users and a third of its reads.
+        store.write_meta(GraphMeta("social", SCHEMA_VERSION, rows.build, False, now_iso()))
+        store.write_nodes(Label.USER, "social", rows.nodes[Label.USER].iloc[:2], rows.build)
+        store.write_nodes(Label.ITEM, "social", rows.nodes[Label.ITEM], rows.build)
+        store.write_rels(RelType.INTERACTED, "social", rows.rels[RelType.INTERACTED].iloc[:2],
+                         rows.build)
+        store.flush()
+        with pytest.raises(SchemaError, match="incomplete"):
+            export_graph(store, "social")
+        counts = build_graph(store, toy_dataset_v2(), toy_mentions_v2())
+        assert counts.nodes == {"User": 4, "Item": 6, "Category": 3, "Entity": 3}
+        converged = snapshot(store, "social")
+        store.drop_domain("social")
+        assert build_graph(store, toy_dataset_v2(), toy_mentions_v2()) == counts
+        assert_same_graph(converged, snapshot(store, "social"))
+
+    def test_domains_do_not_mix(self, store: GraphStore):
+        build_graph(store, toy_dataset(), toy_mentions())
+        build_graph(store, other_domain_dataset())
+        social = store.node_rows(Label.ITEM, "social")
+        content = store.node_rows(Label.ITEM, "content")
+        assert social["title"].tolist()[0] == "Dune" and content["title"].tolist()[0] == "Film 0"
+        assert store.counts("content").edges["INTERACTED"] == 4
+        assert store.counts("social").edges["INTERACTED"] == 9
+        store.drop_domain("content")
+        assert store.counts("content").total_nodes == 0
+        assert store.counts("social").nodes["User"] == 5
+        assert store.read_meta("content") is None and store.read_meta("social") is not None
+
+    # ----------------------------------------------------------------------- bad input
+
+    def test_nasty_strings_are_stored_verbatim(self, store: GraphStore):
+        data = nasty_dataset()
+        counts = build_graph(store, data)
+        assert counts.nodes["User"] == len(NASTY_IDS) and counts.nodes["Item"] == len(NASTY_IDS)
+        assert counts.edges["INTERACTED"] == 2 * len(NASTY_IDS)
+        items = store.node_rows(Label.ITEM, "ecommerce").set_index("id")
+        assert sorted(items.index) == sorted(NASTY_IDS)
+        for id_, title in zip(NASTY_IDS, NASTY_TITLES):
+            assert items.loc[id_, "title"] == title
+        inter = store.rel_rows(RelType.INTERACTED, "ecommerce")
+        assert set(zip(inter.src, inter.dst)) == set(zip(data.interactions.user_id,
+                                                         data.interactions.item_id))
+        assert set(store.node_props(Label.USER, "ecommerce", list(NASTY_IDS))) == set(NASTY_IDS)
+
+    def test_relationship_to_a_missing_node_is_refused(self, store: GraphStore):
+        build_graph(store, toy_dataset())
+        rows = pd.DataFrame({"src": ["ana", "nobody"], "dst": ["i1", "i1"], "ts": [1, 2],
+                             "weight": [1.0, 1.0], "event": ["view", "view"]})
+        with pytest.raises(SchemaError, match="nobody"):
+            store.write_rels(RelType.INTERACTED, "social", rows, "b")
+
+    def test_overlong_and_empty_ids_are_refused(self, store: GraphStore):
+        with pytest.raises(SchemaError, match="longer than"):
+            store.write_nodes(Label.USER, "social", pd.DataFrame({"id": ["x" * 5000]}), "b")
+        with pytest.raises(SchemaError, match="empty"):
+            store.write_nodes(Label.USER, "social", pd.DataFrame({"id": [""]}), "b")
+        assert store.counts("social").total_nodes == 0
+
+    def test_newer_schema_version_is_refused(self, store: GraphStore):
+        store.write_meta(GraphMeta("social", SCHEMA_VERSION + 1, "future", True, now_iso()))
+        with pytest.raises(SchemaError, match="newer"):
+            build_graph(store, toy_dataset())
+
+    # ----------------------------------------------------------------------- recommendations
+
+    def test_recommendations_replace_the_previous_run(self, store: GraphStore):
+        build_graph(store, toy_dataset())
+        first = pd.DataFrame({"user_id": ["ana", "ana", "dee"], "item_id": ["i2", "i4", "i1"],
+                              "rank": [1, 2, 1], "score": [0.9, 0.5, 0.3],
+                              "reason": ["gnn", "gnn", "popular"]})
+        assert store.write_recommendations("social", "run-1", first) == 3
+        second = first.iloc[[1]].assign(rank=1, score=0.7)
+        assert store.write_recommendations("social", "run-2", second) == 1
+        recs = store.rel_rows(RelType.RECOMMENDED, "social")
+        assert recs[["src", "dst", "rank", "run_id"]].values.tolist() == [["ana", "i4", 1, "run-2"]]
+        assert recs["score"].tolist() == [0.7]
+        # A rebuild keeps recommendations (publishing owns them) …
+        assert build_graph(store, toy_dataset(), force=True).edges["RECOMMENDED"] == 1
+        # … and an unknown user is refused, not dropped.
+        with pytest.raises(SchemaError, match="ghost"):
+            store.write_recommendations("social", "run-3", second.assign(user_id="ghost"))
+
+    # ----------------------------------------------------------------------- persistence
+
+    def test_a_reopened_store_sees_the_graph(self, store: GraphStore):
+        counts = build_graph(store, toy_dataset(), toy_mentions())
+        before = snapshot(store, "social")
+        other = self.reopen(store)
+        try:
+            assert other.counts("social") == counts
+            assert other.read_meta("social") == store.read_meta("social")
+            assert_same_graph(snapshot(other, "social"), before)
+        finally:
+            other.close()
+
+    # ----------------------------------------------------------------------- export and explain
+
+    def test_export_follows_the_contract(self, store: GraphStore):
+        build_graph(store, toy_dataset(), toy_mentions())
+        out = export_graph(store, "social")
+        data, vocab = out.data, out.vocab
+        assert set(data.node_types) == {"user", "item", "entity", "category"}
+        assert {nt: data[nt].num_nodes for nt in data.node_types} == {
+            "user": 5, "item": 5, "entity": 4, "category": 4}
+        assert vocab["item"].ids.tolist() == ["i1", "i2", "i3", "i4", "i5"]
+        inter = data["user", "interacted", "item"]
+        assert inter.edge_index.dtype == torch.long and inter.edge_index.shape == (2, 9)
+        assert inter.edge_weight.dtype == torch.float32 and inter.ts.dtype == torch.long
+        ana, i1 = vocab["user"].index_of("ana"), vocab["item"].index_of("i1")
+        first = inter.edge_index[:, 0].tolist()
+        assert first == [ana, i1] and inter.ts[0].item() == T0
+        ment = data["item", "mentions", "entity"]
+        assert ment.edge_index.shape == (2, 6)
+        assert ment.edge_weight.dtype == torch.float32
+        assert ment.edge_weight.max().item() == pytest.approx(0.9)
+        assert data["item", "in_category", "category"].edge_index.shape == (2, 7)
+        assert data["user", "follows", "user"].edge_index.tolist() == [
+            [vocab["user"].index_of("ana"), vocab["user"].index_of("cy")],
+            [vocab["user"].index_of("ben"), vocab["user"].index_of("ana")]]
+        assert "pos" not in data["item"] and "pos" not in data["user"]
+        data.validate()
+
+    def test_export_has_positions_when_the_domain_has_coordinates(self, store: GraphStore):
+        build_graph(store, travel_dataset())
+        out = export_graph(store, "travel")
+        pos = out.data["item"].pos
+        assert pos.dtype == torch.float32 and pos.shape == (3, 2)
+        assert pos[out.vocab["item"].index_of("p2")].tolist() == pytest.approx([41.8902, 12.4922])
+        upos = out.data["user"].pos
+        assert torch.isnan(upos[out.vocab["user"].index_of("t2")]).all()
+        assert out.data["user", "follows", "user"].edge_index.shape == (2, 0)
+        assert out.data["item", "mentions", "entity"].edge_index.shape == (2, 0)
+        assert out.data["entity"].num_nodes == 0
+
+    def test_export_refuses_a_missing_graph(self, store: GraphStore):
+        with pytest.raises(SchemaError, match="run build_graph"):
+            export_graph(store, "travel")
+
+    def test_explain_finds_every_kind_of_path(self, store: GraphStore):
+        build_graph(store, toy_dataset(), toy_mentions())
+        paths = explain(store, "social", "ana", "i4", k=10)
+        assert [(p.kind, p.node_ids) for p in paths] == [
+            ("co_interaction", ("ana", "i1", "ben", "i4")),
+            ("friend", ("ana", "ben", "i4")),
+            ("entity", ("ana", "i1", "e:desert", "i4")),
+            ("category", ("ana", "i1", "scifi", "i4")),
+            ("co_interaction", ("ana", "i3", "cy", "i4")),
+        ]
+        assert paths[0].sentence == "You liked Dune; 1 person who liked Dune also liked Neuromancer."
+        assert paths[1].sentence == "ben, whom you follow, liked Neuromancer."
+        assert paths[2].score == pytest.approx(0.6 * 0.5)
+        assert "desert" in paths[2].sentence and "scifi" in paths[3].sentence
+        assert len(explain(store, "social", "ana", "i4", k=2)) == 2
+        assert explain(store, "social", "dee", "i1") == []  # a cold user has no path
+        assert explain(store, "social", "nobody", "i1") == []
