@@ -22,7 +22,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -151,6 +150,18 @@ def import_dataset(fmt: str, src: Path, dest: Path) -> ImportStats:
         fmt: the source format, one of :data:`FORMATS`.
         src: the folder holding the public files (read only).
         dest: the dataset folder to write; contract files already there are replaced.
+
+    What ``src`` holds, per format:
+
+    * ``movielens``: ml-latest-small (``ratings.csv``, ``movies.csv``, optional ``tags.csv``,
+      ``links.csv``) or ml-100k (``u.data``, ``u.item``, ``u.user``, optional ``u.genre``);
+      the layout is detected from the files present.
+    * ``lastfm``: the five HetRec 2011 ``.dat`` files.
+    * ``amazon``: ``<Category>_5.json.gz`` or ``<Category>.json.gz`` reviews beside
+      ``meta_<Category>.json.gz``; every category in the folder is imported.
+    * ``yfcc``: one city folder (``POI-<City>.csv`` and ``userVisits-<City>*.csv``, possibly
+      in the IJCAI'15 subfolders) or a folder of cities, which imports all of them; item ids
+      are ``<city code>:<poiID>`` either way, so they do not change with the choice.
 
     Returns:
         What was read, written and cleaned; ``summary()`` prints it.
@@ -856,9 +867,13 @@ def _read_json_lines(path: Path, stats: ImportStats) -> list[dict]:
     return rows
 
 
-def _amazon_files(src: Path) -> list[tuple[str, Path, Path]]:
-    """(category, reviews file, metadata file) for every review file in ``src``."""
-    found = []
+def _amazon_files(src: Path, stats: ImportStats) -> list[tuple[str, Path, Path]]:
+    """(category, reviews file, metadata file) for every category with reviews in ``src``.
+
+    When a category has both the full review file and its 5-core subset, the full file is read
+    (the 5-core rows are all in it; reading both would count each review twice).
+    """
+    found: dict[str, tuple[str, Path, Path]] = {}
     for p in sorted(src.iterdir()):
         name = p.name
         if name.startswith("meta_") or not re.search(r"\.json(\.gz)?$", name):
@@ -870,12 +885,18 @@ def _amazon_files(src: Path) -> list[tuple[str, Path, Path]]:
         if meta is None:
             raise FileNotFoundError(f"{src / f'meta_{category}.json.gz'} is missing; reviews in "
                                     f"{p} need the metadata of the same category")
-        found.append((category, p, meta))
+        if category in found:
+            full = p if base == category else found[category][1]
+            other = found[category][1] if full is p else p
+            stats.note(f"{category}: read {full.name}; skipped {other.name}, a subset of it")
+            if full is not p:
+                continue
+        found[category] = (category, p, meta)
     if not found:
         raise FileNotFoundError(f"{src} holds no Amazon review file: expected "
                                 f"{src / '<Category>_5.json.gz'} (or <Category>.json.gz) beside "
                                 "meta_<Category>.json.gz")
-    return found
+    return list(found.values())
 
 
 def _as_list(v) -> list:
@@ -887,7 +908,7 @@ def _as_list(v) -> list:
 
 
 def _import_amazon(src: Path, stats: ImportStats) -> _Tables:
-    files = _amazon_files(src)
+    files = _amazon_files(src, stats)
     stats.layout = "amazon-2018: " + ", ".join(c for c, _, _ in files)
     reviews, meta = [], []
     for category, rev_path, meta_path in files:

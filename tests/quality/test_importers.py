@@ -352,3 +352,15 @@ def test_yfcc_one_city_folder(tmp_path, city, code, n_items):
     items = pd.read_csv(tmp_path / city / "items.csv", dtype=str)
     assert len(items) == n_items and items["item_id"].str.startswith(code + ":").all()
     assert stats.rows["items"] == n_items
+
+
+def test_amazon_reads_the_full_file_not_also_its_5core(tmp_path):
+    review = {"reviewerID": "U1", "asin": "A1", "overall": 5.0, "unixReviewTime": 1500000000}
+    for name, rows in (("Toys_5.json.gz", [review]),
+                       ("Toys.json.gz", [review, dict(review, reviewerID="U2")]),
+                       ("meta_Toys.json.gz", [{"asin": "A1", "title": "Toy"}])):
+        with gzip.open(tmp_path / name, "wt", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+    stats = import_dataset("amazon", tmp_path, tmp_path / "out")
+    assert stats.rows["interactions"] == 2
+    assert "Toys_5.json.gz" not in stats.source_rows
