@@ -281,7 +281,7 @@ PRODUCT_THEMES: tuple[ProductTheme, ...] = (
               ("linen-finish cards", "wooden tokens"), (15, 89)),
             P("jigsaw puzzle", "toys|puzzles",
               ("1000-piece panorama", "500-piece", "300-piece family"),
-              ("poster included", "sorting trays"),
+              ("a bonus poster", "sorting trays"),
               ("recycled cardboard", "birch plywood"), (12, 59)),
             P("plush toy", "toys|plush",
               ("giant", "pocket-size", "weighted"),
@@ -780,7 +780,7 @@ def _items_ecommerce(rng, comm, themes, n):
         descs.append(
             f"The {brand} {spec} {pt.name} is made of {mat} and comes with {feat}. "
             f"Built for {use}, it is a favourite with people who want {phrase}. "
-            f"{brand} designs {th.label} products that last.")
+            f"Part of {brand}'s {th.label} range.")
         titles.append(title)
         cats.append(pt.category)
         brands.append(brand)
@@ -965,18 +965,18 @@ _REVIEWS = {
                 "Okay {product}. Not as premium as other {brand} gear I own."),
         "neg": ("Disappointed. The {product} stopped working after two weeks and {brand} support never replied.",
                 "Poor quality: the {material} cracked on day one. Returning this {product}.",
-                "Would not recommend. The {feature} barely works and it feels cheap for {brand}."),
+                "Would not recommend. The {feature} barely works and it feels cheap and flimsy for {brand}."),
     },
     "content": {
-        "pos": ("A gripping {genre} {work}; {person} at their best. {title} kept me hooked to the end.",
+        "pos": ("A gripping {work} and a great watch; {person} is excellent. {title} kept me hooked to the end.",
                 "Loved it. Beautifully made, and the story about {topic} really moved me.",
-                "One of the best {genre} stories I have seen in years. {creator} does it again.",
+                "Wonderful! One of the best {work}s I have enjoyed in years. {creator} does it again.",
                 "Brilliant and original. I would happily watch {title} again."),
-        "mix": ("Some great moments, but {title} drags in the middle.",
-                "Good idea, uneven execution. {person} is fine; the ending about {topic} felt rushed.",
-                "Watchable {genre}, nothing special."),
-        "neg": ("Dull and far too long; not even {person} could save {title}.",
-                "I wanted to like this {genre} {work}, but the plot about {topic} made no sense.",
+        "mix": ("Some good moments, but {title} drags in the middle.",
+                "Good idea, uneven execution. {person} is fine; the ending felt rushed.",
+                "Watchable enough, nothing special."),
+        "neg": ("Dull and far too long. A waste of time; even {person} looked bored in {title}.",
+                "Terrible. I wanted to like this {work} about {topic}, but it is a confusing, boring mess.",
                 "Boring and predictable. The worst thing {creator} has made."),
     },
 }
