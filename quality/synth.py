@@ -680,6 +680,7 @@ class SyntheticData:
         cold_user_ids, cold_item_ids: the users and items made cold on purpose.
         home_city: travel only, the city index of each user (rows of ``users``).
         item_city: travel only, the city index of each item.
+        meta: counts from the run (rows written; for content, the shortfall against the request).
     """
 
     config: SynthConfig
@@ -1052,16 +1053,22 @@ class _Sampler:
         items = order[starts[c] + (rng.random(users.size) * counts[c]).astype(np.int64)]
         return _Draws(users, items, np.ones(users.size, dtype=bool))
 
-    def city_draw(self, c: int, city: int) -> Callable:
-        key = (c, city)
+    def city_draw(self, group: int, city: int) -> Callable:
+        """Draws from one city's items, weighted as ``group`` (a community, or -1: global) likes them."""
+        key = (group, city)
         if key not in self._city_draw:
-            w = self.comm_weights[c] * (self.item_city == city) if c >= 0 else self.pop * (self.item_city == city)
+            base = self.comm_weights[group] if group >= 0 else self.pop
+            w = base * (self.item_city == city)
+            # A city with no item of that community falls back to the community anywhere.
             self._city_draw[key] = _item_sampler(w) if w.sum() > 0 else (
-                self.comm_draw[c] if c >= 0 else self.global_draw)
+                self.comm_draw[group] if group >= 0 else self.global_draw)
         return self._city_draw[key]
 
     def draw(self, rng, users: np.ndarray, comm: np.ndarray, second: np.ndarray, loyalty: np.ndarray,
              home_city: np.ndarray | None, local_share: float) -> _Draws:
+        """One item per entry of ``users``: own community with the user's loyalty, else half
+        second community and half global popularity; travel draws stay in the home city with
+        probability ``local_share``. Loops run over (community, city) groups, not rows."""
         n = len(users)
         u = rng.random(n)
         lo = loyalty[users]
