@@ -1,0 +1,211 @@
+"""The Neo4j store against a real Neo4j 5.26 server: the shared contract, bad input and faults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from contracts import GraphStoreContract, snapshot, toy_dataset, toy_mentions
+from pydantic import SecretStr
+
+from kg.builder import build_graph, build_rows
+from kg.errors import GraphStoreError
+from kg.neo4j_store import Neo4jStore
+from kg.schema import SCHEMA_VERSION, Label
+from kg.store import GraphStore
+from quality.contract import DOMAINS, DatasetManifest, write_dataset
+from quality.gate import open_dataset
+
+pytestmark = pytest.mark.neo4j
+
+
+def _clean(store: Neo4jStore) -> None:
+    for domain in DOMAINS:
+        store.drop_domain(domain)
+
+
+@pytest.fixture
+def neo4j_store(neo4j_server):
+    store = Neo4jStore(neo4j_server)
+    _clean(store)
+    yield store
+    _clean(store)
+    store.close()
+
+
+class TestNeo4jStore(GraphStoreContract):
+    @pytest.fixture
+    def store(self, neo4j_server):
+        # Tiny batches, so every write in the contract spans several transactions.
+        s = Neo4jStore(neo4j_server, batch_size=4)
+        _clean(s)
+        yield s
+        _clean(s)
+        s.close()
+
+    def reopen(self, store: GraphStore) -> GraphStore:
+        return Neo4jStore(self._settings, batch_size=4)
+
+    @pytest.fixture(autouse=True)
+    def _keep_settings(self, neo4j_server):
+        self._settings = neo4j_server
+
+
+def test_is_a_graph_store(neo4j_store):
+    assert isinstance(neo4j_store, GraphStore)
+
+
+def test_constraints_and_schema_version_are_in_the_graph(neo4j_store, neo4j_driver, neo4j_server):
+    build_graph(neo4j_store, toy_dataset())
+    records, _, _ = neo4j_driver.execute_query(
+        "SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type RETURN *",
+        database_=neo4j_server.database)
+    unique = {(r["labelsOrTypes"][0], tuple(r["properties"])) for r in records
+              if r["type"] == "UNIQUENESS"}
+    for label in Label:
+        assert (str(label), ("domain", "id")) in unique
+    records, _, _ = neo4j_driver.execute_query(
+        "MATCH (m:KgrecMeta {domain: $d}) RETURN m.schema_version AS v, m.complete AS c",
+        d="social", database_=neo4j_server.database)
+    assert [(r["v"], r["c"]) for r in records] == [(SCHEMA_VERSION, True)]
+
+
+def test_the_constraint_refuses_a_duplicate_node(neo4j_store, neo4j_driver, neo4j_server):
+    from neo4j.exceptions import ConstraintError
+
+    build_graph(neo4j_store, toy_dataset())
+    with pytest.raises(ConstraintError):
+        neo4j_driver.execute_query("CREATE (:User {domain: $d, id: $id})", d="social", id="ana",
+                                   database_=neo4j_server.database)
+
+
+def test_nasty_strings_did_not_change_the_schema(neo4j_store, neo4j_driver, neo4j_server):
+    from contracts import nasty_dataset
+
+    build_graph(neo4j_store, nasty_dataset())
+    records, _, _ = neo4j_driver.execute_query(
+        "MATCH (n) WHERE n:Pwned OR n:X RETURN count(n) AS n", database_=neo4j_server.database)
+    assert records[0]["n"] == 0
+    records, _, _ = neo4j_driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name RETURN collect(name) AS names",
+        database_=neo4j_server.database)
+    assert "user_domain_id" in records[0]["names"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_server_fails_after_bounded_retries(neo4j_server):
+    uri = f"bolt://127.0.0.1:{_closed_port()}"
+    settings = neo4j_server.model_copy(update={"uri": uri})
+    t0 = time.monotonic()
+    with pytest.raises(GraphStoreError) as info:
+        Neo4jStore(settings, connect_attempts=3, retry_delay_s=0.1)
+    assert time.monotonic() - t0 < 15
+    err = info.value
+    assert uri in str(err) and "3 connection attempts" in str(err)
+    assert err.uri == uri and err.query == "connect"
+    assert err.__cause__ is not None
+
+
+def test_a_wrong_password_is_a_clear_error_without_the_password(neo4j_server, caplog):
+    wrong = "not-the-password-7f3a9c"
+    settings = neo4j_server.model_copy(update={"password": SecretStr(wrong)})
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(GraphStoreError, match="refused the login of user 'neo4j'") as info:
+        Neo4jStore(settings, connect_attempts=2)
+    real = neo4j_server.password.get_secret_value()
+    texts = [str(info.value), repr(info.value), str(info.value.__cause__), caplog.text]
+    for text in texts:
+        assert wrong not in text and real not in text
+
+
+def test_a_failed_query_is_named_and_never_shows_the_password(neo4j_store, neo4j_server):
+    real = neo4j_server.password.get_secret_value()
+    assert real not in repr(neo4j_store)
+    # A map is not a storable property value: the server refuses the write.
+    rows = pd.DataFrame({"id": ["a"], "nested": [{"secret_payload": 1}]})
+    with pytest.raises(GraphStoreError, match="MERGE_USER_NODES failed on bolt://") as info:
+        neo4j_store.write_nodes(Label.USER, "social", rows, "b")
+    assert info.value.query == "MERGE_USER_NODES" and info.value.__cause__ is not None
+    assert real not in str(info.value)
+    assert neo4j_store.counts("social").total_nodes == 0
+
+
+# --------------------------------------------------------------------------- interrupted writes
+
+_WRITER = """
+import sys
+from pathlib import Path
+from kg.builder import build_graph
+from kg.neo4j_store import Neo4jStore
+from kg.server import Neo4jServer
+from quality.gate import open_dataset
+home, folder = sys.argv[1], sys.argv[2]
+dataset = open_dataset(folder)
+with Neo4jStore(Neo4jServer(Path(home)).settings(), batch_size=500) as store:
+    print("writing", flush=True)
+    build_graph(store, dataset)
+"""
+
+
+def _medium_dataset(folder: Path, n_users=400, n_items=600, n_inter=40_000):
+    rng = np.random.default_rng(7)
+    users = pd.DataFrame({"user_id": [f"u{i}" for i in range(n_users)]})
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)],
+                          "title": [f"item {i}" for i in range(n_items)],
+                          "category": [f"c{i % 7}|c{i % 3 + 10}" for i in range(n_items)]})
+    inter = pd.DataFrame({"user_id": users.user_id.to_numpy()[rng.integers(0, n_users, n_inter)],
+                          "item_id": items.item_id.to_numpy()[rng.integers(0, n_items, n_inter)],
+                          "timestamp": 1_600_000_000 + np.arange(n_inter)})
+    return write_dataset(folder, DatasetManifest("content", "medium"), users, items, inter)
+
+
+def test_a_build_killed_mid_write_converges_when_rerun(neo4j_store, neo4j_server, tmp_path, request):
+    folder = _medium_dataset(tmp_path / "medium")
+    dataset = open_dataset(folder)
+    expected = build_rows(dataset).expected_counts()
+    home = request.config.rootpath / ".neo4j"
+    home = Path(os.environ.get("KGREC_NEO4J_HOME", home))
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(home), str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=request.config.rootpath)
+    try:
+        deadline = time.monotonic() + 240
+        written = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            written = neo4j_store.counts("content").edges["INTERACTED"]
+            if written >= 2_000:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, f"the writer ended before it was killed:\n{proc.stdout.read()}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    partial = neo4j_store.counts("content").edges["INTERACTED"]
+    assert 0 < partial < expected.edges["INTERACTED"]
+    assert neo4j_store.read_meta("content").complete is False
+    counts = build_graph(neo4j_store, dataset)
+    assert counts.nodes == expected.nodes
+    assert counts.edges == expected.edges
+    converged = snapshot(neo4j_store, "content")
+    neo4j_store.drop_domain("content")
+    assert build_graph(neo4j_store, dataset) == counts
+    clean = snapshot(neo4j_store, "content")
+    for key in clean:
+        pd.testing.assert_frame_equal(converged[key], clean[key], obj=key)

@@ -1,0 +1,76 @@
+"""The same dataset gives the same graph, export and explanations from Neo4j and networkx."""
+
+from __future__ import annotations
+
+import pytest
+from contracts import (
+    assert_same_export,
+    assert_same_graph,
+    nasty_dataset,
+    snapshot,
+    toy_dataset,
+    toy_mentions,
+    travel_dataset,
+)
+
+from kg.builder import build_graph
+from kg.explain import explain
+from kg.export import export_graph
+from kg.neo4j_store import Neo4jStore
+from kg.networkx_store import NetworkXStore
+from quality.contract import DOMAINS
+
+pytestmark = pytest.mark.neo4j
+
+CASES = {
+    "toy": (toy_dataset, toy_mentions),
+    "nasty": (nasty_dataset, lambda: None),
+    "travel": (travel_dataset, lambda: None),
+}
+
+
+@pytest.fixture(scope="module")
+def built(neo4j_server, tmp_path_factory):
+    """Every case built in both stores (Neo4j with small batches)."""
+    neo = Neo4jStore(neo4j_server, batch_size=5)
+    for domain in DOMAINS:
+        neo.drop_domain(domain)
+    nx_store = NetworkXStore(tmp_path_factory.mktemp("agree") / "graph.pickle")
+    for make_data, make_mentions in CASES.values():
+        data, mentions = make_data(), make_mentions()
+        assert build_graph(neo, data, mentions) == build_graph(nx_store, data, mentions)
+    yield neo, nx_store
+    for domain in DOMAINS:
+        neo.drop_domain(domain)
+    neo.close()
+    nx_store.close()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rows_are_identical(built, case):
+    neo, nx_store = built
+    domain = CASES[case][0]().domain
+    assert neo.counts(domain) == nx_store.counts(domain)
+    assert_same_graph(snapshot(neo, domain), snapshot(nx_store, domain))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_exports_are_identical(built, case):
+    neo, nx_store = built
+    domain = CASES[case][0]().domain
+    a, b = export_graph(neo, domain), export_graph(nx_store, domain)
+    assert a.build == b.build
+    assert_same_export(a, b)
+
+
+@pytest.mark.parametrize("case", ["toy", "nasty"])
+def test_explanations_are_identical_for_every_pair(built, case):
+    neo, nx_store = built
+    data = CASES[case][0]()
+    found = 0
+    for user in data.users["user_id"]:
+        for item in data.items["item_id"]:
+            a = explain(neo, data.domain, user, item, k=10)
+            assert a == explain(nx_store, data.domain, user, item, k=10), (user, item)
+            found += len(a)
+    assert found > 0
