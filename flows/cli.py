@@ -84,6 +84,98 @@ def generate(
     typer.echo(f"wrote {domain} dataset to {path}")
 
 
+@app.command()
+def refresh(
+    dataset_dir: Path = typer.Argument(..., help="Dataset folder in kgrec's input contract."),
+    graph: str = typer.Option("embedded", help="'embedded' (networkx under --out) or a bolt:// URI; "
+                              "credentials from KGREC_NEO4J_USER/KGREC_NEO4J_PASSWORD or a Prefect Secret."),
+    out: Path = typer.Option(Path("out"), help="Output root."),
+    k: int = typer.Option(20, help="Recommendations per user."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    extractor: str = typer.Option("ner", help="Entity extraction: ner (offline default), llm-local, llm-http, none."),
+    evaluate: bool = typer.Option(True, help="Evaluate against the baselines before publishing."),
+    epochs: int = typer.Option(60, help="Upper bound on training epochs."),
+    task_runner: str = typer.Option("thread", help="thread (default) or dask (local cluster, or --dask-address)."),
+    dask_address: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler."),
+) -> None:
+    """Refresh one domain: gate, graph, entities, embeddings, model, evaluation, publication."""
+    from flows.refresh import RefreshParams, run_refresh
+
+    params = RefreshParams(dataset_dir=str(dataset_dir), graph=graph, out=str(out), k=k, device=device,
+                           extractor=extractor, evaluate=evaluate, epochs=epochs)
+    summary = run_refresh(params, task_runner=task_runner, dask_address=dask_address)
+    _print_summary([summary])
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    dataset_dir: Path = typer.Argument(..., help="Dataset folder in kgrec's input contract."),
+    out: Path = typer.Option(Path("out"), help="Output root (metrics go to OUT/<domain>/metrics/)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    ablations: bool = typer.Option(False, help="Also evaluate kgrec without text/entities/GNN/id dropout."),
+) -> None:
+    """Run the evaluation protocol (kgrec vs popularity, ItemKNN, EASE, LightGCN, text) and print it."""
+    import pandas as pd
+
+    from flows.refresh import RefreshParams, evaluate_domain
+
+    params = RefreshParams(dataset_dir=str(dataset_dir), out=str(out), device=device,
+                           ablations=("no_residual", "no_text", "no_entities", "no_gnn", "no_id_dropout") if ablations else ())
+    path = evaluate_domain(params)
+    typer.echo(pd.read_csv(path).round(4).to_string(index=False))
+    typer.echo(f"\nsaved to {path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out"), help="Output root."),
+    domains: str = typer.Option("ecommerce,content,social,travel", help="Comma-separated bundled domains."),
+) -> None:
+    """Refresh the four bundled sample domains on the embedded graph and local Prefect."""
+    from flows.refresh import RefreshParams, run_refresh
+    from quality.synth import sample_path
+
+    summaries = []
+    for domain in [d.strip() for d in domains.split(",") if d.strip()]:
+        typer.echo(f"==> refreshing {domain} ({sample_path(domain)})")
+        params = RefreshParams(dataset_dir=str(sample_path(domain)), out=str(out))
+        summaries.append(run_refresh(params))
+    _print_summary(summaries)
+
+
+def _print_summary(summaries: list[dict]) -> None:
+    typer.echo("")
+    for s in summaries:
+        typer.echo(f"[{s['domain']}] run {s['run_id']}")
+        typer.echo(f"  recommendations: {s['publication']}/recommendations.parquet "
+                   f"(latest: {Path(s['publication']).parent / 'latest'})")
+        typer.echo(f"  data docs:       {s['data_docs']}")
+        if s.get("metrics"):
+            typer.echo(f"  metrics:         {s['metrics']}")
+        typer.echo(f"  graph:           {s['graph']}")
+
+
+@app.command()
+def deploy(
+    data_root: Optional[Path] = typer.Option(None, help="Folder with one dataset folder per domain "
+                                             "(default: the bundled samples)."),
+    out: Path = typer.Option(Path("out"), help="Output root the scheduled runs publish to."),
+    graph: str = typer.Option("embedded", help="'embedded' or a bolt:// URI."),
+    serve: bool = typer.Option(True, help="Keep running and execute the deployments' runs here "
+                               "(--no-serve only registers them; then start a worker)."),
+    paused: bool = typer.Option(False, help="Register the schedules paused."),
+) -> None:
+    """Register one scheduled `refresh-domain` deployment per domain on the Prefect server."""
+    from flows.deploy import build_deployments, register, serve as serve_deployments
+
+    deps = build_deployments(data_root, str(out), graph, paused=paused)
+    if serve:
+        serve_deployments(deps)
+    else:
+        for d, dep_id in zip(deps, register(deps)):
+            typer.echo(f"registered refresh-domain/{d.name} ({dep_id}) schedule {d.schedules[0].schedule.cron}")
+
+
 @neo4j_app.command("start")
 def neo4j_start(home: Path = typer.Option(Path(".neo4j"), help="Server home (jars, config, data).")) -> None:
     """Fetch the Neo4j jars from Maven Central once, then start the server and wait for Bolt."""

@@ -114,7 +114,8 @@ def publish(
         run_id: the run's id (also the folder name).
         recommendations: rows with :data:`REC_COLUMNS`; check them first with
             :func:`check_recommendations`.
-        extra_files: name → DataFrame (written as CSV) or str (written as text) or dict (JSON).
+        extra_files: name → DataFrame (written as CSV), str (text), dict (JSON) or a Path
+            (a file or folder copied in).
         run_info: metadata written to ``run.json``.
 
     Returns:
@@ -133,7 +134,12 @@ def publish(
     recs.to_parquet(staging / "recommendations.parquet", index=False)
     for name, content in (extra_files or {}).items():
         target = staging / name
-        if isinstance(content, pd.DataFrame):
+        if isinstance(content, Path):
+            if content.is_dir():
+                shutil.copytree(content, target)
+            else:
+                shutil.copy2(content, target)
+        elif isinstance(content, pd.DataFrame):
             content.to_csv(target, index=False)
         elif isinstance(content, (dict, list)):
             target.write_text(json.dumps(content, indent=2, default=str), encoding="utf-8")
@@ -157,6 +163,8 @@ def publish(
 
 def _fsync_dir(folder: Path) -> None:
     for p in folder.iterdir():
+        if p.is_dir():
+            continue
         with open(p, "rb") as fh:
             os.fsync(fh.fileno())
 
