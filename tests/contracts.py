@@ -426,3 +426,83 @@ class GraphStoreContract:
         assert len(explain(store, "social", "ana", "i4", k=2)) == 2
         assert explain(store, "social", "dee", "i1") == []  # a cold user has no path
         assert explain(store, "social", "nobody", "i1") == []
+
+
+# ============================================================================ EncoderContract
+# Owned by the text package (text/). Appended after the GraphStore block; edit only this block.
+# An encoder test class inherits EncoderContract and overrides the `encoder` fixture with a
+# ready TextEncoder (a private copy per test: tests attach caches and read counters).
+
+
+class EncoderContract:
+    """What every text encoder must do, whatever model or loader sits behind it."""
+
+    @pytest.fixture
+    def encoder(self):
+        raise NotImplementedError("a subclass provides the encoder under test")
+
+    def test_documents_are_float32_unit_rows_in_id_order(self, encoder):
+        table = encoder.encode_documents(["b", "a", "c"], ["red shoes", "a blue lamp", "jazz"])
+        assert table.ids.tolist() == ["b", "a", "c"]
+        assert table.vectors.dtype == np.float32 and table.vectors.shape == (3, encoder.dim)
+        np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+        assert table.model_id == encoder.model_id
+
+    def test_queries_and_documents_return_the_same_type(self, encoder):
+        q = encoder.encode_queries(["something warm to wear"])
+        d = encoder.encode_documents(["i1"], ["a wool sweater"])
+        assert type(q) is type(d) and q.ids.tolist() == ["0"] and q.dim == d.dim == encoder.dim
+
+    def test_empty_input_gives_zero_rows_of_the_right_width(self, encoder):
+        for table in (encoder.encode_queries([]), encoder.encode_documents([], [])):
+            assert table.vectors.shape == (0, encoder.dim) and table.vectors.dtype == np.float32
+
+    def test_a_paraphrase_ranks_above_an_unrelated_sentence(self, encoder):
+        triples = [
+            ("How do I reset my password?", "What are the steps to change my login password?",
+             "The recipe needs two cups of flour."),
+            ("I like buying high-quality electronics", "premium headphones and laptops",
+             "a paperback romance novel"),
+            ("cheap flights to Rome", "low-cost airfare to Italy's capital",
+             "how to repot a cactus"),
+        ]
+        for query, para, other in triples:
+            q = encoder.encode_queries([query]).vectors[0]
+            d = encoder.encode_documents(["para", "other"], [para, other]).vectors
+            assert d[0] @ q > d[1] @ q + 0.1, (query, d @ q)
+
+    def test_a_batch_equals_one_text_at_a_time(self, encoder):
+        texts = ["short", "a somewhat longer text about garden furniture and teak benches", "x"]
+        together = encoder.encode_documents(["a", "b", "c"], texts).vectors
+        alone = np.stack([encoder.encode_documents([i], [t]).vectors[0] for i, t in zip("abc", texts)])
+        np.testing.assert_allclose(together, alone, atol=1e-5)  # padding only, float noise
+
+    def test_empty_text_is_a_real_unit_vector_flagged_as_no_text(self, encoder):
+        table = encoder.encode_documents(["full", "empty", "blank"], ["a red bike", "", "   "])
+        assert table.has_text.tolist() == [True, False, False]
+        np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(table.vectors[1], table.vectors[2], atol=1e-6)
+
+    def test_a_text_over_max_chars_is_cut_with_a_warning_naming_the_item(self, encoder):
+        from quality.errors import DataWarning
+
+        huge = "word " * 200_000  # 1 MB
+        with pytest.warns(DataWarning, match="'huge-item'"):
+            table = encoder.encode_documents(["ok", "huge-item"], ["fine", huge])
+        cut = encoder.encode_documents(["cut"], [huge[: encoder.config.max_chars]])
+        np.testing.assert_allclose(table.vectors[1], cut.vectors[0], atol=1e-5)
+
+    def test_a_cache_makes_the_second_run_skip_the_model(self, encoder, tmp_path):
+        from text.cache import TextCache
+
+        encoder.cache = TextCache(tmp_path / "cache")
+        ids, texts = ["i1", "i2", "i3"], ["oak table", "steel chair", "oak table"]
+        first = encoder.encode_documents(ids, texts)
+        calls = encoder.texts_encoded
+        assert calls == 2  # the repeated text is embedded once
+        second = encoder.encode_documents(ids, texts)
+        assert encoder.texts_encoded == calls and encoder.cache.stats.hits == 2
+        np.testing.assert_array_equal(first.vectors, second.vectors)
+
+
+# ======================================================================== end EncoderContract

