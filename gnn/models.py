@@ -20,6 +20,7 @@ sparse product; :class:`_SymmetricSpMM` uses that to avoid a transpose. All of i
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,10 @@ class PropagationGraph:
     def adjacency(self, keep: Tensor | None = None) -> Tensor:
         """The CSR matrix; ``keep`` (bool per entry) zeroes dropped entries, keeping the structure."""
         vals = self.values if keep is None else self.values * keep.to(self.values.dtype)
-        return torch.sparse_csr_tensor(self.crow, self.col, vals, (self.size, self.size))
+        with warnings.catch_warnings():     # "CSR support is in beta": the ops used here are stable
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(self.crow, self.col, vals, (self.size, self.size),
+                                           check_invariants=False)
 
     def degree(self, node_type: str, relation: tuple[str, str, str] | None = None) -> Tensor:
         """Number of stored entries per node of ``node_type`` (optionally of one relation)."""

@@ -308,8 +308,10 @@ def rerank_by_distance(recs: pd.DataFrame, item_pos: np.ndarray, point: tuple[fl
                        k: int | None = None) -> pd.DataFrame:
     """Filter and re-rank recommendations by distance from a point (travel).
 
-    Each user's scores are min-max normalised to [0, 1], multiplied by ``exp(-d / decay_km)``
-    and re-sorted; items beyond ``max_km`` or without a position are dropped.
+    Scores of different users and layers are not on one scale, so the re-rank uses each row's
+    original position: ``weight = 1 / log2(rank + 1) · exp(-distance / decay_km)`` (the DCG
+    position discount times a distance decay), then sorts by weight. Items beyond ``max_km`` or
+    without a position are dropped.
 
     Args:
         recs: a :func:`recommend_all` frame (ask it for more than ``k`` rows to leave room).
@@ -326,10 +328,9 @@ def rerank_by_distance(recs: pd.DataFrame, item_pos: np.ndarray, point: tuple[fl
     d = haversine_km(point[0], point[1], pos[:, 0], pos[:, 1])
     out = recs.assign(distance_km=d)
     out = out[np.isfinite(d) & ((d <= max_km) if max_km is not None else True)].copy()
-    g = out.groupby("user_idx")["score"]
-    lo, hi = g.transform("min"), g.transform("max")
-    norm = ((out["score"] - lo) / (hi - lo).where(hi > lo, 1.0)).fillna(1.0)
-    adj = norm * (np.exp(-out["distance_km"] / decay_km) if decay_km else 1.0)
+    adj = 1.0 / np.log2(out["rank"].to_numpy() + 1.0)
+    if decay_km:
+        adj = adj * np.exp(-out["distance_km"].to_numpy() / decay_km)
     out = out.assign(_adj=adj).sort_values(["user_idx", "_adj", "item_idx"], ascending=[True, False, True])
     out["rank"] = out.groupby("user_idx").cumcount() + 1
     if k is not None:

@@ -4,11 +4,13 @@ Both trainers are full-graph: every step propagates over the whole (train) graph
 batch of positive (user, item) pairs. One *epoch* is one pass over the train pairs in batches
 of ``batch_size``, for both models, so their seconds per epoch compare like for like.
 
-Losses: sampled softmax over ``num_negatives`` items drawn uniformly from the items that have
-train interactions (shared by the batch), or BPR (Rendle et al. 2009, "BPR: Bayesian
-Personalized Ranking from Implicit Feedback", UAI) with one negative per positive. Negatives
-never come from items without train interactions: those are the new items the text path must
-be able to *promote*, so training must not learn to push text-only items down.
+Losses: sampled softmax over ``num_negatives`` items drawn uniformly (shared by the batch), or
+BPR (Rendle et al. 2009, "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI) with
+one negative per positive. Negatives come from the whole catalogue by default, items without
+train interactions included: leaving them out was tried and it lets a new item's text-only
+state drift upwards (nothing ever pushes it down), so new items crowd out the warm items a
+user's peers liked. The text path is instead calibrated by id dropout, which turns random
+positives (and negatives) into text-only nodes at every step.
 
 The same code runs on CUDA and CPU (``device="auto"`` picks CUDA when present); on CUDA the
 dense parts run under ``torch.autocast`` (bfloat16) while sparse products stay float32.
@@ -80,6 +82,8 @@ class TrainConfig(BaseModel):
     """Validate every this many epochs."""
     patience: int = Field(3, ge=1)
     """Stop after this many validations without improvement; the best state is restored."""
+    negatives: Literal["all", "interacted"] = "all"
+    """Draw negatives from every item, or only from items with train interactions."""
     id_dropout: float = Field(0.2, ge=0, lt=1)
     """Share of users and items that, at each step, lose their id embedding *and* their
     interaction edges, i.e. are treated as new nodes (0 disables id dropout)."""
@@ -339,7 +343,8 @@ def train_kgrec(data, features: NodeFeatures | None, config: TrainConfig | None 
     item_ok = has_text_item | (deg_item > 0)
 
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
-    warm_items = torch.nonzero(has_id["item"].cpu()).flatten()
+    warm_items = (torch.arange(num_nodes["item"]) if cfg.negatives == "all"
+                  else torch.nonzero(has_id["item"].cpu()).flatten())
     n_pairs = len(users)
     steps = math.ceil(n_pairs / cfg.batch_size)
     use_amp = dev.type == "cuda" and cfg.amp

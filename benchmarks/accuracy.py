@@ -1,0 +1,288 @@
+"""Accuracy benchmark: kgrec vs baselines and ablations on the four shared public datasets.
+
+For each dataset: import (``quality.importers``) → quality gate (``quality.gate``) → entity
+extraction and linking (``text``) → graph in the embedded networkx store (``kg``) → export to
+``HeteroData`` → text embeddings (MiniLM) → :func:`gnn.comparison.compare_models` (protocol,
+baselines, kgrec, ablations). Prints one markdown table per dataset plus machine info and
+timings (train seconds per epoch of kgrec and of PyG's LightGCN, measured in the same run)
+and writes them to ``--out``.
+
+Usage (from the repository root)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py                       # all four
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py --datasets movielens --no-ablations
+    .venv/bin/python benchmarks/accuracy.py --device cuda --datasets movielens,lastfm
+
+Prepared inputs (graph export + embeddings) are cached under ``--work`` keyed by the dataset's
+content hash, so a second run only re-trains (``--fresh`` rebuilds them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+for _k, _v in {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_k, _v)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SOURCES = {
+    "movielens": "movielens-latest-small",
+    "lastfm": "lastfm-hetrec2011-2k",
+    "amazon": "amazon2018-gift-cards",
+    "yfcc": "flickr-yfcc100m-poi-visits",
+}
+log = logging.getLogger("benchmarks.accuracy")
+
+
+def machine_info(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (f"{platform.node()} | {cpu} | {usable} usable cores (of {os.cpu_count()}) | "
+            f"load {os.getloadavg()[0]:.2f} | torch {torch.__version__} threads {torch.get_num_threads()} | "
+            f"GPU {gpu} | device {device} | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+
+
+def prepare(fmt: str, src: Path, work: Path, device: str, fresh: bool = False) -> tuple:
+    """Import, gate, extract, build, export and encode one dataset; cached by content hash.
+
+    Returns:
+        ``(data, features, info)`` with ``info`` holding sizes and stage timings.
+    """
+    import numpy as np
+    import torch
+
+    from gnn.fusion import NodeFeatures
+
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    folder = work / "dataset"
+    from quality.importers import import_dataset
+
+    if fresh or not (folder / "dataset.yaml").exists():
+        import_dataset(fmt, src, folder)
+    timings["import_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from quality.gate import open_dataset
+
+    ds = open_dataset(folder)
+    timings["gate_s"] = time.perf_counter() - t
+    cached = work / f"inputs-{ds.short_hash}.pt"
+    if cached.exists() and not fresh:
+        blob = torch.load(cached, weights_only=False)
+        blob["info"]["timings"] = timings | {"cached": True}
+        return blob["data"], blob["features"], blob["info"]
+
+    from text.cache import TextCache
+    from text.encoders import EncoderConfig, TextEncoder
+    from text.extraction import extract_entities
+    from text.linking import link_entities
+
+    cache = TextCache(ROOT / ".cache" / "text")
+    t = time.perf_counter()
+    raw = extract_entities(ds, cache=cache)
+    timings["extract_s"] = time.perf_counter() - t
+    enc_device = "cuda" if device == "cuda" else ("auto" if device == "auto" else "cpu")
+    encoder = TextEncoder(EncoderConfig(device=enc_device), cache=cache)
+    t = time.perf_counter()
+    linked = link_entities(raw, encoder, item_texts=ds.item_text())
+    timings["link_s"] = time.perf_counter() - t
+
+    from kg.builder import build_graph
+    from kg.export import export_graph
+    from kg.networkx_store import NetworkXStore
+
+    t = time.perf_counter()
+    store = NetworkXStore(work / "graph.pkl")
+    build_graph(store, ds, linked.mentions, force=True)
+    exp = export_graph(store, ds.domain)
+    store.close()
+    timings["graph_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    v = exp.vocab
+    item_text = ds.item_text()
+    items = encoder.encode_documents(list(v["item"].ids), [str(item_text.get(i, "")) for i in v["item"].ids])
+    user_text = ds.user_text()
+    users = encoder.encode_documents(list(v["user"].ids), [str(user_text.get(u, "")) for u in v["user"].ids])
+    names = dict(zip(linked.entities["entity_id"], linked.entities["type"] + ": " + linked.entities["name"]))
+    ents = encoder.encode_documents(list(v["entity"].ids), [names.get(e, e) for e in v["entity"].ids])
+    cats = encoder.encode_documents(list(v["category"].ids), list(v["category"].ids))
+    timings["encode_s"] = time.perf_counter() - t
+
+    def has_text(table, texts) -> torch.Tensor:
+        got = getattr(table, "has_text", None)
+        if got is not None:
+            return torch.as_tensor(np.asarray(got, dtype=bool))
+        return torch.as_tensor([bool(str(x).strip()) for x in texts])
+
+    features = NodeFeatures(
+        x_item=torch.from_numpy(np.asarray(items.vectors, np.float32)),
+        has_text_item=has_text(items, [item_text.get(i, "") for i in v["item"].ids]),
+        x_user=torch.from_numpy(np.asarray(users.vectors, np.float32)),
+        has_text_user=has_text(users, [user_text.get(u, "") for u in v["user"].ids]),
+        x_entity=torch.from_numpy(np.asarray(ents.vectors, np.float32)) if len(v["entity"]) else None,
+        x_category=torch.from_numpy(np.asarray(cats.vectors, np.float32)) if len(v["category"]) else None,
+    )
+    data = exp.data
+    info = {
+        "dataset": ds.name, "domain": ds.domain, "hash": ds.short_hash, "encoder": encoder.model_id,
+        "nodes": {t: int(data[t].num_nodes) for t in data.node_types},
+        "edges": {"/".join(e): int(data[e].edge_index.shape[1]) for e in data.edge_types},
+        "users_with_text": int(features.has_text_user.sum()),
+    }
+    torch.save({"data": data, "features": features, "info": info}, cached)
+    info = dict(info, timings=timings | {"cached": False})
+    return data, features, info
+
+
+def markdown_table(frame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        cells = []
+        for v in row:
+            cells.append(f"{v:.4f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(table, timings) -> list[str]:
+    """The issue's targets, checked on one dataset's table."""
+    import numpy as np
+
+    def get(model, slice_, metric="ndcg@20"):
+        r = table[(table.model == model) & (table.slice == slice_)]
+        return float(r[metric].iloc[0]) if len(r) and np.isfinite(r[metric].iloc[0]) else float("nan")
+
+    baselines = [m for m in ("popular", "itemknn", "ease", "lightgcn", "text") if m in set(table.model)]
+    id_only = [m for m in ("itemknn", "ease", "lightgcn") if m in baselines]
+    out = []
+    k_all = get("kgrec", "all")
+    if baselines:
+        best = max(baselines, key=lambda m: get(m, "all"))
+        b = get(best, "all")
+        out.append(f"all-slice NDCG@20: kgrec {k_all:.4f} vs best baseline {best} {b:.4f} "
+                   f"(x{k_all / b if b else float('nan'):.3f}) -> {'met' if k_all >= b else 'MISSED'}")
+    if id_only:
+        best = max(id_only, key=lambda m: get(m, "warm"))
+        b, k = get(best, "warm"), get("kgrec", "warm")
+        out.append(f"warm NDCG@20: kgrec {k:.4f} vs {best} {b:.4f} (x{k / b if b else float('nan'):.3f}, "
+                   f"target x0.98) -> {'met' if k >= 0.98 * b else 'MISSED'}")
+    if "text" in baselines:
+        b, k = get("text", "cold_item", "recall@20"), get("kgrec", "cold_item", "recall@20")
+        ratio = k / b if b else float("inf")
+        out.append(f"cold-item Recall@20: kgrec {k:.4f} vs text {b:.4f} (x{ratio:.2f}, target x1.5) "
+                   f"-> {'met' if ratio >= 1.5 else 'MISSED'}")
+        k = get("kgrec", "cold_user")
+        p, t = get("popular", "cold_user"), get("text", "cold_user")
+        out.append(f"cold-user NDCG@20: kgrec {k:.4f} vs popular {p:.4f}, text {t:.4f} "
+                   f"-> {'met' if k >= p - 1e-12 and k >= t - 1e-12 else 'MISSED'}")
+    if "lightgcn" in timings and "kgrec" in timings:
+        a, b = timings["kgrec"]["s_per_epoch"], timings["lightgcn"]["s_per_epoch"]
+        out.append(f"train s/epoch: kgrec {a:.3f} vs PyG LightGCN {b:.3f} (x{a / b:.2f}, target <= x2) "
+                   f"-> {'met' if a <= 2 * b else 'MISSED'}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="folder holding the public datasets (default: ../shared/data)")
+    parser.add_argument("--datasets", default=",".join(SOURCES),
+                        help=f"comma-separated subset of {','.join(SOURCES)}")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench" / "accuracy-work",
+                        help="where imported datasets, graphs and embeddings are cached")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "accuracy",
+                        help="where the markdown report and CSV tables are written")
+    parser.add_argument("--no-ablations", action="store_true", help="skip the ablation rows")
+    parser.add_argument("--epochs", type=int, default=None, help="override the maximum epochs")
+    parser.add_argument("--seed", type=int, default=42, help="split seed (model seed stays 0)")
+    parser.add_argument("--fresh", action="store_true", help="rebuild cached inputs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared boxes)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="only import/gate/extract/build/encode (fills the cache)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    import pandas as pd
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from gnn.comparison import ABLATIONS, ComparisonConfig, compare_models
+    from gnn.evaluation import SplitConfig
+    from gnn.training import TrainConfig, resolve_device
+
+    device = str(resolve_device(args.device))
+    wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in wanted if d not in SOURCES]
+    if unknown:
+        parser.error(f"unknown dataset(s) {unknown}; choose from {list(SOURCES)}")
+    print(f"device: {device}")
+    print(machine_info(device))
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = [f"# kgrec accuracy benchmark\n", f"device: {device}  ", machine_info(device) + "\n"]
+    status = 0
+    for fmt in wanted:
+        src = args.data / SOURCES[fmt]
+        if not src.is_dir():
+            print(f"skip {fmt}: {src} not found", file=sys.stderr)
+            continue
+        t0 = time.perf_counter()
+        data, features, info = prepare(fmt, src, args.work / fmt, args.device, args.fresh)
+        prep_s = time.perf_counter() - t0
+        print(f"{fmt}: prepared in {prep_s:.1f} s: {info}", flush=True)
+        if args.prepare_only:
+            continue
+        kg_cfg = TrainConfig(device=args.device)
+        lg_cfg = ComparisonConfig().lightgcn.model_copy(update={"device": args.device})
+        if args.epochs:
+            kg_cfg = kg_cfg.model_copy(update={"epochs": args.epochs})
+            lg_cfg = lg_cfg.model_copy(update={"epochs": args.epochs})
+        cfg = ComparisonConfig(split=SplitConfig(seed=args.seed), kgrec=kg_cfg, lightgcn=lg_cfg,
+                               ablations=() if args.no_ablations else ABLATIONS)
+        t1 = time.perf_counter()
+        res = compare_models(data, features, cfg)
+        run_s = time.perf_counter() - t1
+        table = res.table
+        table.to_csv(args.out / f"{fmt}.csv", index=False)
+        head = (f"## {fmt} ({info['dataset']}, domain {info['domain']})\n\n"
+                f"nodes {info['nodes']}; edges {info['edges']}; users with profile text "
+                f"{info['users_with_text']}; encoder {info['encoder']}\n\n"
+                f"split: {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.split.items()})}\n")
+        body = markdown_table(table)
+        tim = {k: {kk: round(vv, 3) if isinstance(vv, float) else vv for kk, vv in v.items()}
+               for k, v in res.timings.items()}
+        tail = [f"\nprepare {prep_s:.1f} s ({json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in info['timings'].items()})}); "
+                f"protocol run {run_s:.1f} s", f"timings: {json.dumps(tim)}",
+                f"tuned: {json.dumps(res.tuned, default=str)}", "", "targets:"]
+        tail += [f"- {line}" for line in targets(table, res.timings)]
+        text = "\n".join([head, body, *tail, ""])
+        print(text, flush=True)
+        report.append(text)
+        (args.out / "README.md").write_text("\n".join(report))
+    print(f"wrote {args.out / 'README.md'}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

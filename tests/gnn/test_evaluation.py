@@ -1,0 +1,121 @@
+"""The evaluation protocol: proportions, no leakage, slices, determinism, exact metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gnn.evaluation import (COLD_ITEM, COLD_USER, WARM, Interactions, SplitConfig, evaluate_scores,
+                            split_interactions, with_train_edges)
+
+
+@pytest.fixture(scope="module")
+def random_log() -> tuple[Interactions, int, int]:
+    rng = np.random.default_rng(3)
+    n_users, n_items = 300, 120
+    n_per = rng.integers(1, 30, n_users)
+    users = np.repeat(np.arange(n_users), n_per)
+    items = rng.integers(0, n_items, len(users))
+    ts = rng.integers(0, 10_000, len(users))
+    return Interactions.from_arrays(users, items, ts), n_users, n_items
+
+
+def test_pairs_are_deduplicated_keeping_first_time_and_summed_weight():
+    log = Interactions.from_arrays([0, 0, 0, 1], [5, 5, 6, 5], ts=[30, 10, 20, 5], weight=[1, 2, 4, 8])
+    d = log.dedupe()
+    assert list(zip(d.user, d.item, d.ts, d.weight)) == [(0, 5, 10, 3.0), (0, 6, 20, 4.0), (1, 5, 5, 8.0)]
+
+
+def test_split_proportions(random_log):
+    log, n_users, n_items = random_log
+    cfg = SplitConfig()
+    split = split_interactions(log, n_users, n_items, cfg)
+    pairs = log.dedupe()
+    counts = np.bincount(pairs.user, minlength=n_users)
+    eligible = (counts >= cfg.cold_user_min_interactions).sum()
+    assert len(split.cold_users) == round(0.1 * eligible)
+    assert (counts[split.cold_users] >= 5).all()
+    assert len(split.cold_items) == round(0.1 * len(np.unique(pairs.item)))
+    assert len(split.train) + len(split.test) == len(pairs)
+    # warm users with n >= 2 remaining pairs hold out exactly ceil(0.2 n) of them
+    codes = split.test_slices()
+    warm_test = split.test.select(codes == WARM)
+    for u in np.setdiff1d(np.unique(pairs.user), split.cold_users)[:50]:
+        n_rest = (split.train.user == u).sum() + (warm_test.user == u).sum()
+        expected = math.ceil(0.2 * n_rest - 1e-9) if n_rest >= 2 else 0
+        assert (warm_test.user == u).sum() == expected
+
+
+def test_no_leakage(random_log):
+    log, n_users, n_items = random_log
+    split = split_interactions(log, n_users, n_items)
+    assert not np.isin(split.train.user, split.cold_users).any()    # cold users: no train edge
+    assert not np.isin(split.train.item, split.cold_items).any()    # cold items: no train edge
+    train_keys = set(zip(split.train.user.tolist(), split.train.item.tolist()))
+    assert not any(k in train_keys for k in zip(split.test.user.tolist(), split.test.item.tolist()))
+    # temporal: a warm user's test pairs are never older than their train pairs
+    codes = split.test_slices()
+    for u in np.unique(split.test.user[codes == WARM])[:50]:
+        assert split.test.ts[(split.test.user == u) & (codes == WARM)].min() >= split.train.ts[split.train.user == u].max()
+
+
+def test_slices_follow_the_documented_precedence(random_log):
+    log, n_users, n_items = random_log
+    split = split_interactions(log, n_users, n_items)
+    codes = split.test_slices()
+    cu = np.isin(split.test.user, split.cold_users)
+    ci = np.isin(split.test.item, split.cold_items)
+    assert (codes[cu] == COLD_USER).all()
+    assert (codes[~cu & ci] == COLD_ITEM).all()
+    assert (codes[~cu & ~ci] == WARM).all()
+
+
+def test_same_seed_same_split_and_validation_is_carved_from_train(random_log):
+    log, n_users, n_items = random_log
+    a, b = split_interactions(log, n_users, n_items), split_interactions(log, n_users, n_items)
+    assert np.array_equal(a.cold_users, b.cold_users) and np.array_equal(a.test.item, b.test.item)
+    c = split_interactions(log, n_users, n_items, SplitConfig(seed=7))
+    assert not np.array_equal(a.cold_items, c.cold_items)
+    val = a.validation()
+    assert len(val.train) + len(val.test) == len(a.train)
+    assert not np.isin(val.train.item, val.cold_items).any()
+
+
+def test_oracle_scores_are_perfect_and_metrics_exact():
+    # user 0: one test item (3); user 1: two test items (0, 4); 6 items, train items excluded
+    split = split_interactions(Interactions.from_arrays([0, 0, 1, 1, 1], [1, 3, 2, 0, 4], ts=[0, 1, 0, 1, 2]),
+                               2, 6, SplitConfig(cold_user_share=0, cold_item_share=0, test_share=0.5, k=2))
+    assert sorted(zip(split.test.user.tolist(), split.test.item.tolist())) == [(0, 3), (1, 0), (1, 4)]
+    relevant = {(0, 3), (1, 0), (1, 4)}
+
+    def oracle(users):
+        return np.array([[1.0 if (u, i) in relevant else 0.0 for i in range(6)] for u in users])
+
+    row = evaluate_scores(oracle, split, "oracle").set_index("slice").loc["all"]
+    assert row["ndcg@20"] == pytest.approx(1.0) and row["recall@20"] == pytest.approx(1.0)
+    assert row["mrr"] == pytest.approx(1.0) and row["users"] == 2
+
+    def backwards(users):   # ranks items by index descending: 5 (unseen for both), then 4, 3, ...
+        return np.tile(np.arange(6, dtype=float), (len(users), 1))
+
+    row = evaluate_scores(backwards, split, "backwards").set_index("slice").loc["all"]
+    # user 0 (train item 1): ranking 5,4,3 -> item 3 at rank 3 -> outside k=2; MRR 1/3
+    # user 1 (train item 2): ranking 5,4,3,1,0 -> item 4 at rank 2 (hit), first relevant rank 2
+    ndcg_u1 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert row["recall@20"] == pytest.approx((0 + 0.5) / 2)
+    assert row["ndcg@20"] == pytest.approx((0 + ndcg_u1) / 2)
+    assert row["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert row["coverage"] == pytest.approx(2 / 6)     # both lists are [5, 4]
+
+
+def test_with_train_edges_keeps_side_information():
+    from contracts import make_scorer_toy
+
+    toy = make_scorer_toy()
+    fewer = toy.train.select(toy.train.user != 0)
+    g = with_train_edges(toy.data, fewer)
+    assert not (g["user", "interacted", "item"].edge_index[0] == 0).any()
+    assert g["item", "mentions", "entity"].edge_index.shape == toy.data["item", "mentions", "entity"].edge_index.shape
+    assert g["user", "follows", "user"].edge_index.shape[1] == 1

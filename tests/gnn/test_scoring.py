@@ -1,0 +1,125 @@
+"""Cold-start fallback, recommending for everyone, travel re-ranking and people to follow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from contracts import ScorerContract, make_scorer_toy
+from gnn.baselines import PopularityScorer
+from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, FriendsScorer, IndexScorer, NearbyScorer,
+                         ResidualBlendScorer, evaluate_people, haversine_km, recommend_all, rerank_by_distance,
+                         split_links)
+
+
+class _Table(IndexScorer):
+    """A scorer that returns a fixed table: lets the fallback order be checked cell by cell."""
+
+    name = "table"
+
+    def __init__(self, table):
+        self.table = np.asarray(table, dtype=np.float64)
+        self.n_users, self.n_items = self.table.shape
+
+    def _score(self, users):
+        return self.table[users]
+
+
+def test_fallback_fills_nans_in_declared_order_and_names_the_reason():
+    nan = np.nan
+    first = _Table([[3.0, nan, 1.0], [nan, nan, nan]])
+    second = _Table([[9.0, 5.0, nan], [nan, 2.0, nan]])
+    last = _Table([[0.0, 0.0, 0.0], [1.0, 1.0, 7.0]])
+    chain = ColdStartFallback([("gnn", first), ("text", second), ("popular", last)])
+    key, reason = chain.score_with_reason(np.array([0, 1]))
+    assert [[chain.reasons[r] for r in row] for row in reason] == [["gnn", "text", "gnn"],
+                                                                   ["popular", "text", "popular"]]
+    # every cell of a better layer ranks above every cell a later layer filled
+    assert key[0, 0] > key[0, 2] > key[0, 1]
+    assert key[1, 1] > key[1, 2] > key[1, 0]
+    assert not np.isnan(key).any()
+    with pytest.raises(ValueError, match="n_users, n_items"):
+        ColdStartFallback([("a", first), ("b", _Table(np.zeros((2, 4))))])
+
+
+def test_recommend_all_gives_every_user_k_unseen_rows_with_reasons():
+    toy = make_scorer_toy()
+    pop = PopularityScorer(toy.train, toy.n_users, toy.n_items)
+    nan_for_even = _Table(np.where(np.arange(toy.n_users)[:, None] % 2 == 0, np.nan,
+                                   np.random.default_rng(0).random((toy.n_users, toy.n_items))))
+    chain = ColdStartFallback([("gnn", nan_for_even), ("popular", pop)])
+    seen = toy.seen()
+    recs = recommend_all(chain, seen, k=3)
+    assert recs.groupby("user_idx").size().eq(3).all() and recs["user_idx"].nunique() == toy.n_users
+    assert not np.asarray(seen[recs.user_idx.to_numpy(), recs.item_idx.to_numpy()]).any()
+    assert set(recs.loc[recs.user_idx % 2 == 0, "reason"]) == {"popular"}
+    assert set(recs.loc[recs.user_idx % 2 == 1, "reason"]) == {"gnn"}
+    assert (recs.groupby("user_idx")["rank"].apply(list).map(lambda r: r == [1, 2, 3])).all()
+    # batches do not change the answer
+    pd_small = recommend_all(chain, seen, k=3, batch_size=2)
+    assert pd_small.equals(recs)
+
+
+def test_residual_blend_standardises_and_shifts_new_items():
+    p = _Table([[1.0, 2.0, 3.0, np.nan]])
+    r = _Table([[np.nan, 10.0, 0.0, 0.0]])
+    blend = ResidualBlendScorer(p, r, beta=1.0, new_items=np.array([True, False, False, False]), new_item_shift=5.0)
+    s = blend.score(np.array([0]))[0]
+    assert np.isnan(s[3])                      # the primary could not score it: stays NaN
+    assert s[0] == pytest.approx(-np.sqrt(1.5) + 5.0)   # z(1) of [1,2,3] + no residual + shift
+
+
+def test_friends_and_nearby_scorers():
+    train = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]], dtype=np.float32))
+    friends = FriendsScorer(np.array([[2, 2], [0, 1]]), train)
+    s = friends.score(np.array([2, 0]))
+    np.testing.assert_array_equal(s[0], [1.0, 1.0, 1.0])
+    assert np.isnan(s[1, 1:]).all() and np.isnan(s[1, 0])   # user 0's only friend (2) has no items
+    near = NearbyScorer(np.array([[48.85, 2.35], [np.nan, np.nan]]),
+                        np.array([[48.86, 2.35], [51.5, -0.12], [np.nan, np.nan]]), np.array([1, 1, 1]))
+    s = near.score(np.array([0, 1]))
+    assert s[0, 0] > s[0, 1] and np.isnan(s[0, 2]) and np.isnan(s[1]).all()
+
+
+def test_rerank_by_distance_filters_and_reorders():
+    assert haversine_km(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(343.5, abs=1.0)
+    import pandas as pd
+
+    recs = pd.DataFrame({"user_idx": [0, 0, 0], "rank": [1, 2, 3], "item_idx": [0, 1, 2],
+                         "score": [3.0, 2.9, 1.0], "reason": ["gnn"] * 3})
+    pos = np.array([[48.95, 2.35], [48.857, 2.352], [60.0, 10.0]])    # 11 km, 0 km, far away
+    out = rerank_by_distance(recs, pos, (48.8566, 2.3522), max_km=50, decay_km=5)
+    assert out["item_idx"].tolist() == [1, 0] and out["rank"].tolist() == [1, 2]
+
+
+def test_people_to_follow_is_evaluated_on_held_out_links():
+    rng = np.random.default_rng(0)
+    # two cliques of 10 users: held-out links are inside a clique, common friends finds them
+    links = np.array([(a, b) for c in (0, 10) for a in range(c, c + 10) for b in range(a + 1, c + 10)]).T
+    train, test = split_links(links, 0.2, seed=1)
+    assert train.shape[1] + test.shape[1] == links.shape[1] and test.shape[1] > 0
+    row = evaluate_people(CommonFriendsScorer(train, 20), train, test, 20, "common_friends")
+    assert row["recall@20"] == pytest.approx(1.0)
+    rand = _Table(rng.random((20, 20)))
+    assert evaluate_people(rand, train, test, 20, "random")["ndcg@20"] <= row["ndcg@20"]
+
+
+class TestPopularityScorer(ScorerContract):
+    @pytest.fixture(scope="class")
+    def scorer(self, scorer_toy):
+        return PopularityScorer(scorer_toy.train, scorer_toy.n_users, scorer_toy.n_items)
+
+    def test_segments_rank_their_own_favourites_first(self, scorer_toy):
+        pop = PopularityScorer(scorer_toy.train, scorer_toy.n_users, scorer_toy.n_items,
+                               segments=scorer_toy.user_comm)
+        s = pop.score(np.array([0, scorer_toy.n_per]))
+        assert scorer_toy.item_comm[np.argmax(s[0])] == 0 and scorer_toy.item_comm[np.argmax(s[1])] == 1
+
+
+class TestFallbackChain(ScorerContract):
+    @pytest.fixture(scope="class")
+    def scorer(self, scorer_toy):
+        nan_table = _Table(np.full((scorer_toy.n_users, scorer_toy.n_items), np.nan))
+        return ColdStartFallback([("gnn", nan_table),
+                                  ("popular", PopularityScorer(scorer_toy.train, scorer_toy.n_users, scorer_toy.n_items))])

@@ -1,0 +1,134 @@
+"""The kgrec model: known answers on the two-community toy, cold start, seeds, NaN, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from contracts import ScorerContract, make_scorer_toy
+from gnn.baselines import PopularityScorer
+from gnn.errors import TrainingError
+from gnn.fusion import NodeFeatures
+from gnn.scoring import ColdStartFallback, recommend_all
+from gnn.training import TrainConfig, resolve_device, train_kgrec
+
+# Small and fast: the toy has 13 users and 13 items; a batch of 16 pairs gives ~5 steps/epoch.
+TOY_CONFIG = TrainConfig(dim=16, epochs=40, batch_size=16, lr=0.02, num_negatives=8, id_dropout=0.2,
+                         device="cpu", seed=3)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_scorer_toy()
+
+
+@pytest.fixture(scope="module")
+def model(toy):
+    return train_kgrec(toy.data, toy.features, TOY_CONFIG)
+
+
+def test_withheld_item_ranks_first_for_every_warm_user(model, toy):
+    # the withheld item is the only unseen item of the user's community; everything else
+    # unseen belongs to the other community (or is the other community's new item)
+    users = np.arange(2 * toy.n_per)
+    s = model.scorer().score(users)
+    s[toy.seen()[users].toarray() > 0] = -np.inf
+    assert (s.argmax(1) == toy.withheld).all()
+
+
+def test_cold_user_is_placed_by_profile_text_and_friend(model, toy):
+    s = model.scorer().score(np.array([toy.cold_user]))[0]
+    assert np.isfinite(s).all()
+    top = np.argsort(-s)[:toy.n_per]
+    assert (toy.item_comm[top] == 0).mean() >= 5 / 6      # A text, friend of an A user
+
+
+def test_cold_item_is_placed_by_text_and_entities(model, toy):
+    col = model.scorer().score(np.arange(2 * toy.n_per), np.array([toy.cold_item]))[:, 0]
+    assert np.isfinite(col).all()
+    b_users = toy.user_comm[:2 * toy.n_per] == 1
+    assert col[b_users].min() > col[~b_users].max()       # B text, mentions B's entity
+
+
+def test_new_users_from_free_text_and_friends(model, toy):
+    query = toy.features.x_item[toy.item_comm == 1].mean(0, keepdim=True)   # "something like B"
+    s = model.score_new_users(query)[0]
+    assert toy.item_comm[np.argmax(s)] == 1
+    s = model.score_new_users(None, friends=[[0, 1, 2]])[0]                # friends in A
+    assert toy.item_comm[np.argmax(s)] == 0
+
+
+def test_same_seed_same_top_k(toy):
+    a = recommend_all(train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 5})).scorer(),
+                      toy.seen(), k=4)
+    b = recommend_all(train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 5})).scorer(),
+                      toy.seen(), k=4)
+    assert a[["user_idx", "rank", "item_idx"]].equals(b[["user_idx", "rank", "item_idx"]])
+
+
+def test_every_user_gets_k_rows_through_the_fallback(model, toy):
+    pop = PopularityScorer(toy.train, toy.n_users, toy.n_items)
+    chain = ColdStartFallback([("gnn", model.scorer()), ("popular", pop)])
+    recs = recommend_all(chain, toy.seen(), k=5)
+    assert recs.groupby("user_idx").size().reindex(range(toy.n_users)).eq(5).all()
+    assert set(recs["reason"]) == {"gnn"}        # every toy node has text or edges
+
+
+def test_nan_training_raises_naming_the_epoch(toy):
+    huge = NodeFeatures(x_item=toy.features.x_item * 3e38, x_user=toy.features.x_user,
+                        has_text_user=toy.features.has_text_user)
+    with pytest.raises(TrainingError, match="epoch 1") as err:
+        train_kgrec(toy.data, huge, TOY_CONFIG.model_copy(update={"epochs": 3}))
+    assert err.value.epoch == 1
+
+
+def test_bad_inputs_are_refused_with_a_reason(toy):
+    bad = NodeFeatures(x_item=torch.full_like(toy.features.x_item, float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        train_kgrec(toy.data, bad, TOY_CONFIG)
+    short = NodeFeatures(x_item=toy.features.x_item[:3])
+    with pytest.raises(ValueError, match="3 rows"):
+        train_kgrec(toy.data, short, TOY_CONFIG)
+    with pytest.raises(ValueError, match="eval_every"):
+        TrainConfig(epochs=1, eval_every=2)
+
+
+def test_early_stopping_restores_the_best_epoch(toy):
+    calls = []
+
+    def validate(scorer):             # a validation curve that peaks at the 2nd evaluation
+        calls.append(len(calls))
+        return [0.1, 0.5, 0.2, 0.2, 0.2][len(calls) - 1]
+
+    m = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"eval_every": 1, "patience": 3}),
+                    validate=validate)
+    assert m.history.best_epoch == 2 and m.history.epochs_run == 5 and m.history.best_val == 0.5
+
+
+def test_device_auto_and_cuda_request():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_with_mixed_precision_matches_cpu_ranking(toy):
+    m = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"device": "cuda"}))
+    users = np.arange(2 * toy.n_per)
+    s = m.scorer().score(users)
+    s[toy.seen()[users].toarray() > 0] = -np.inf
+    assert (s.argmax(1) == toy.withheld).all()
+
+
+class TestKGRecScorer(ScorerContract):
+    @pytest.fixture(scope="class")
+    def scorer(self, scorer_toy):
+        return train_kgrec(scorer_toy.data, scorer_toy.features, TOY_CONFIG).scorer()
+
+    def test_ablation_without_text_still_scores_warm_nodes(self, scorer_toy):
+        m = train_kgrec(scorer_toy.data, scorer_toy.features,
+                        TOY_CONFIG.model_copy(update={"use_text": False, "epochs": 5}))
+        s = m.scorer().score(np.array([0]))
+        assert np.isfinite(s[0, np.unique(scorer_toy.train.item)]).all()
