@@ -506,3 +506,153 @@ class EncoderContract:
 
 
 # ======================================================================== end EncoderContract
+
+
+# ============================================================================ ScorerContract
+# Owned by the model package (gnn/). Appended after the EncoderContract block; edit only this
+# block. A scorer test class inherits ScorerContract and overrides the class-scoped `scorer`
+# fixture: it receives `scorer_toy` (a ScorerToy) and returns a fitted gnn.scoring.Scorer.
+
+
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+
+@_dataclass(frozen=True, eq=False)
+class ScorerToy:
+    """Two taste communities A and B, plus one cold user and one cold item.
+
+    Users ``0..n-1`` like community A, ``n..2n-1`` community B; each user interacted with every
+    item of their community except one (``withheld[u]``, a different one per user), so that
+    withheld item is the only unseen item their community liked: it must rank first for them.
+    User ``2n`` is cold (profile text of A, a link to user 0, no interactions); item ``2n`` is
+    cold (text of B, mentions B's entity, no interactions). Even users have profile text, odd
+    users have history only.
+    """
+
+    data: object             # HeteroData with the train interactions only
+    features: object         # gnn.fusion.NodeFeatures
+    train: object            # gnn.evaluation.Interactions
+    n_users: int
+    n_items: int
+    n_per: int
+    withheld: np.ndarray     # [2n] the withheld item of each warm user
+    user_comm: np.ndarray    # [n_users]
+    item_comm: np.ndarray    # [n_items]
+
+    @property
+    def cold_user(self) -> int:
+        return self.n_users - 1
+
+    @property
+    def cold_item(self) -> int:
+        return self.n_items - 1
+
+    @property
+    def known_user(self) -> int:
+        return 0           # history and profile text
+
+    @property
+    def history_only_user(self) -> int:
+        return 1           # history, no profile text, no links
+
+    def seen(self):
+        return self.train.csr(self.n_users, self.n_items)
+
+
+def make_scorer_toy(n_per: int = 6, dim: int = 16, seed: int = 0) -> ScorerToy:
+    """Build the :class:`ScorerToy` (deterministic for a seed)."""
+    from torch_geometric.data import HeteroData
+
+    from gnn.evaluation import Interactions
+    from gnn.fusion import NodeFeatures
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 2 * n_per + 1, 2 * n_per + 1
+    user_comm = np.r_[np.repeat([0, 1], n_per), 0]
+    item_comm = np.r_[np.repeat([0, 1], n_per), 1]
+    withheld = np.array([user_comm[u] * n_per + (u % n_per) for u in range(2 * n_per)])
+    us, its = [], []
+    for u in range(2 * n_per):
+        for i in range(2 * n_per):
+            if item_comm[i] == user_comm[u] and i != withheld[u]:
+                us.append(u)
+                its.append(i)
+    train = Interactions.from_arrays(us, its, ts=np.arange(len(us)))
+    axes = np.eye(dim)[:2]
+
+    def text(comm):
+        x = axes[comm] + 0.3 * rng.normal(size=(len(comm), dim))
+        return torch.tensor(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=torch.float32)
+
+    data = HeteroData()
+    for t, n in (("user", n_users), ("item", n_items), ("entity", 2), ("category", 2)):
+        data[t].num_nodes = n
+    inter = data["user", "interacted", "item"]
+    inter.edge_index = torch.tensor(np.stack([train.user, train.item]), dtype=torch.long)
+    inter.edge_weight = torch.ones(len(train))
+    inter.ts = torch.tensor(train.ts)
+    data["item", "mentions", "entity"].edge_index = torch.tensor(np.stack([np.arange(n_items), item_comm]))
+    data["item", "mentions", "entity"].edge_weight = torch.ones(n_items)
+    data["item", "in_category", "category"].edge_index = torch.tensor(np.stack([np.arange(n_items), item_comm]))
+    data["user", "follows", "user"].edge_index = torch.tensor([[n_users - 1], [0]])
+    has_text_user = torch.tensor([u % 2 == 0 for u in range(n_users)])
+    has_text_user[-1] = True
+    features = NodeFeatures(x_item=text(item_comm), x_user=text(user_comm), has_text_user=has_text_user,
+                            x_entity=text(np.array([0, 1])), x_category=text(np.array([0, 1])))
+    return ScorerToy(data, features, train, n_users, n_items, n_per, withheld, user_comm, item_comm)
+
+
+class ScorerContract:
+    """What every scorer must do: NaN for what it cannot score, never a seen item."""
+
+    #: set False in scorers that cannot score users without history (none so far)
+    scores_history_only_users = True
+
+    @pytest.fixture(scope="class")
+    def scorer_toy(self) -> ScorerToy:
+        return make_scorer_toy()
+
+    @pytest.fixture(scope="class")
+    def scorer(self, scorer_toy):
+        raise NotImplementedError("a subclass provides the fitted scorer")
+
+    def test_known_user_gets_finite_scores_for_known_items(self, scorer, scorer_toy):
+        warm_items = np.unique(scorer_toy.train.item)
+        s = scorer.score(np.array([scorer_toy.known_user]), warm_items)
+        assert s.shape == (1, len(warm_items))
+        assert np.isfinite(s).all()
+
+    def test_unknown_user_scores_nan_never_zero(self, scorer, scorer_toy):
+        s = scorer.score(np.array([-1, scorer_toy.n_users, scorer_toy.n_users + 7]))
+        assert s.shape == (3, scorer_toy.n_items)
+        assert np.isnan(s).all()
+
+    def test_unknown_item_scores_nan_and_leaves_the_others_alone(self, scorer, scorer_toy):
+        u = np.array([scorer_toy.known_user])
+        items = np.array([0, -1, 1, scorer_toy.n_items])
+        s = scorer.score(u, items)
+        assert np.isnan(s[0, [1, 3]]).all()
+        np.testing.assert_allclose(s[0, [0, 2]], scorer.score(u, np.array([0, 1]))[0], rtol=1e-6)
+
+    def test_history_only_user_is_scored(self, scorer, scorer_toy):
+        if not self.scores_history_only_users:
+            pytest.skip("this scorer declares it cannot score history-only users")
+        s = scorer.score(np.array([scorer_toy.history_only_user]))
+        assert np.isfinite(s[0, np.unique(scorer_toy.train.item)]).all()
+
+    def test_empty_candidate_list(self, scorer, scorer_toy):
+        s = scorer.score(np.array([scorer_toy.known_user, -1]), np.array([], dtype=np.int64))
+        assert s.shape == (2, 0)
+        assert scorer.score(np.array([], dtype=np.int64)).shape == (0, scorer_toy.n_items)
+
+    def test_never_recommends_a_seen_item(self, scorer, scorer_toy):
+        from gnn.scoring import recommend_all
+
+        seen = scorer_toy.seen()
+        recs = recommend_all(scorer, seen, k=5)
+        hit = np.asarray(seen[recs["user_idx"].to_numpy(), recs["item_idx"].to_numpy()]).ravel()
+        assert len(recs) > 0 and not hit.any()
+        assert recs["item_idx"].between(0, scorer_toy.n_items - 1).all()
+
+
+# ======================================================================== end ScorerContract
