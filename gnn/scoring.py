@@ -17,6 +17,7 @@ normalised per user into ``[0, 0.999]``; that makes one number per cell that sor
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -172,8 +173,9 @@ class ResidualBlendScorer(IndexScorer):
 
     @staticmethod
     def standardise(s: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mu = np.nanmean(np.where(np.isnan(s), np.nan, s), 1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN rows: "mean of empty slice"
+            mu = np.nanmean(s, 1, keepdims=True)
             sd = np.nanstd(s, 1, keepdims=True)
         sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
         return (s - np.nan_to_num(mu)) / sd

@@ -532,8 +532,11 @@ def tune_blend(primary, residual, val_split, betas=(0.0, 0.25, 0.5, 1.0, 2.0),
 
     blend = ResidualBlendScorer(primary, residual, 0.0, new_items, 0.0)
     users = np.unique(val_split.test.user)
-    p, r = blend.parts(users)
-    p, r = p.astype(np.float32), r.astype(np.float32)
+    p = np.empty((len(users), primary.n_items), np.float32)
+    r = np.empty_like(p)
+    for b0 in range(0, len(users), 256):      # batches keep the float64 temporaries small
+        pb, rb = blend.parts(users[b0:b0 + 256])
+        p[b0:b0 + 256], r[b0:b0 + 256] = pb, rb
     row_of = {int(x): k for k, x in enumerate(users)}
     table = {}
     for beta in (betas if residual is not None else (0.0,)):
