@@ -58,6 +58,9 @@ class RefreshParams(BaseModel):
     """Items per extraction batch; batches fan out over the task runner (Dask with --task-runner dask)."""
     seed: int = 42
     """Seed for the split and for training."""
+    cache_dir: str | None = None
+    """Where snapshots, embeddings, extractions and models are cached (default ``<out>/cache``);
+    several output roots may share one."""
 
 
 def _out(params: RefreshParams, domain: str) -> Path:
@@ -65,11 +68,16 @@ def _out(params: RefreshParams, domain: str) -> Path:
 
 
 def _cache_dir(params: RefreshParams) -> Path:
-    return Path(params.out) / "cache"
+    return Path(params.cache_dir) if params.cache_dir else Path(params.out) / "cache"
 
 
 def _key(*parts) -> str:
     return digest(*parts)
+
+
+def _where(params: RefreshParams) -> str:
+    # Cached refs point at files: a key must never be shared by two cache/output locations.
+    return f"{Path(params.out).resolve()}|{_cache_dir(params).resolve()}"
 
 
 # --------------------------------------------------------------------------- tasks
@@ -105,7 +113,7 @@ def validate_dataset(params: RefreshParams) -> DatasetRef:
 
 def _extract_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    return _key("extract", inputs["ref"].content_hash, p.extractor, inputs["start"], inputs["stop"])
+    return _key("extract", _where(p), inputs["ref"].content_hash, p.extractor, inputs["start"], inputs["stop"])
 
 
 @task(name="extract-entities-batch", cache_key_fn=_extract_key, persist_result=True)
@@ -119,7 +127,7 @@ def extract_batch(ref: DatasetRef, params: RefreshParams, start: int, stop: int)
 
 
 def _link_key(ctx, inputs) -> str:
-    return _key("link", *[r.key for r in inputs["batches"]])
+    return _key("link", _where(inputs["params"]), *[r.key for r in inputs["batches"]])
 
 
 @task(name="link-entities", cache_key_fn=_link_key, persist_result=True)
@@ -138,7 +146,8 @@ def build_graph(ref: DatasetRef, params: RefreshParams, mentions: ArtifactRef | 
     from flows.steps import build_domain_graph
 
     counts, stamp, export_path = build_domain_graph(
-        ref.load(), params.graph, Path(params.out), Path(mentions.path) if mentions else None)
+        ref.load(), params.graph, Path(params.out), Path(mentions.path) if mentions else None,
+        _cache_dir(params))
     rows = [{"kind": "node", "label": k, "count": v} for k, v in counts.nodes.items()]
     rows += [{"kind": "relationship", "label": k, "count": v} for k, v in counts.edges.items()]
     create_table_artifact(rows, key=f"graph-{ref.domain}", description=f"graph counts ({params.graph})")
@@ -147,7 +156,7 @@ def build_graph(ref: DatasetRef, params: RefreshParams, mentions: ArtifactRef | 
 
 def _embed_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    return _key("embed", inputs["graph"].build, p.encoder_model)
+    return _key("embed", _where(p), inputs["graph"].build, p.encoder_model)
 
 
 @task(name="embed-nodes", cache_key_fn=_embed_key, persist_result=True)
@@ -163,7 +172,7 @@ def embed(ref: DatasetRef, graph: GraphRef, params: RefreshParams, mentions: Art
 
 def _model_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    return _key(ctx.task.name, inputs["graph"].build, inputs["features"].key, p.device, p.epochs,
+    return _key(ctx.task.name, _where(p), inputs["graph"].build, inputs["features"].key, p.device, p.epochs,
                 p.baselines, p.ablations, p.seed, p.k)
 
 

@@ -91,7 +91,8 @@ def link_mentions(paths: list[Path], out_path: Path, cache_dir: Path) -> int:
 # --------------------------------------------------------------------------- graph
 
 
-def build_domain_graph(dataset: Dataset, target: str, out: Path, mentions_path: Path | None):
+def build_domain_graph(dataset: Dataset, target: str, out: Path, mentions_path: Path | None,
+                       cache_dir: Path | None = None):
     """Build the domain's graph and export it to tensors; returns (counts, build stamp, export path)."""
     import torch
 
@@ -105,7 +106,7 @@ def build_domain_graph(dataset: Dataset, target: str, out: Path, mentions_path: 
         export = export_graph(store, dataset.domain)
     finally:
         store.close()
-    path = out / "cache" / dataset.domain / f"export-{export.build[:16]}.pt"
+    path = (cache_dir or out / "cache") / dataset.domain / f"export-{export.build[:16]}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"data": export.data, "vocab": {k: list(v.ids) for k, v in export.vocab.items()},
