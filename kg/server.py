@@ -305,6 +305,10 @@ class Neo4jServer:
             settings = self.settings()
             pid = self._launch()
             self.launched = True
+            owner = _read_pid(self._owner_file)
+            if owner is not None and not _alive(owner):
+                # Left by a test session that died; this server is not its to stop.
+                self._owner_file.unlink(missing_ok=True)
             try:
                 self._wait_ready(settings, pid, timeout, started_here=True)
             except BaseException:

@@ -7,7 +7,7 @@ import os
 import socket
 import urllib.request
 import uuid
-from pathlib import Path
+from xml.etree import ElementTree
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,7 +15,7 @@ from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError
 from pydantic import SecretStr
 
-from kg.server import Neo4jServer, Neo4jServerError, Neo4jSettings
+from kg.server import NEO4J_VERSION, POM, Neo4jServer, Neo4jServerError, Neo4jSettings
 
 
 def _server_for(settings: Neo4jSettings) -> Neo4jServer:
@@ -56,6 +56,11 @@ def test_from_env_reads_the_password_file(tmp_path, monkeypatch):
         Neo4jSettings.from_env()
 
 
+def test_pom_pins_the_server_version():
+    props = ElementTree.parse(POM).getroot().find("{http://maven.apache.org/POM/4.0.0}properties")
+    assert props.findtext("{http://maven.apache.org/POM/4.0.0}neo4j.version") == NEO4J_VERSION
+
+
 def test_stale_pid_file_is_ignored(tmp_path):
     server = Neo4jServer(tmp_path, bolt_port=17697, http_port=17484)
     server.pid_file.parent.mkdir(parents=True)
@@ -86,6 +91,9 @@ def test_server_answers_with_generated_password(neo4j_server):
     with GraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth()) as driver:
         records, _, _ = driver.execute_query("RETURN 40 + 2 AS answer", database_=neo4j_server.database)
     assert records[0]["answer"] == 42
+    with GraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth()) as driver:
+        records, _, _ = driver.execute_query("CALL dbms.components() YIELD versions, edition RETURN *")
+    assert (records[0]["versions"], records[0]["edition"]) == ([NEO4J_VERSION], "community")
 
 
 @pytest.mark.neo4j
@@ -98,7 +106,8 @@ def test_wrong_password_is_refused_without_leaking(neo4j_server, caplog, capfd):
             driver.execute_query("RETURN 1", database_=neo4j_server.database)
     out, err = capfd.readouterr()
     shown = "\n".join([str(excinfo.value), repr(excinfo.value), excinfo.exconly(), caplog.text, out, err])
-    assert "authentication failure" in str(excinfo.value).lower() or "unauthorized" in shown.lower()
+    assert excinfo.value.code == "Neo.ClientError.Security.Unauthorized"
+    assert "authentication failure" in str(excinfo.value)
     assert wrong not in shown and real not in shown
 
 
