@@ -753,21 +753,25 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m kg.server start|stop|status [--home DIR]``: the same as ``kgrec neo4j ...``."""
     parser = argparse.ArgumentParser(prog="python -m kg.server", description=main.__doc__)
     parser.add_argument("command", choices=("start", "stop", "status"))
-    parser.add_argument("--home", type=Path, default=None, help="server home (default: KGREC_NEO4J_HOME or .neo4j)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (start: 180, stop: 60)")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="server home (default: KGREC_NEO4J_HOME or .neo4j)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds to wait (start: 180, stop: 60)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("neo4j").setLevel(logging.WARNING)
     server = Neo4jServer.from_env()
     if args.home is not None:
         server = Neo4jServer(args.home, bolt_port=server.bolt_port, http_port=server.http_port)
+    wait = {"timeout": args.timeout} if args.timeout else {}
     try:
         if args.command == "start":
-            settings = server.start(**({"timeout": args.timeout} if args.timeout else {}))
-            print(f"Neo4j is up at {settings.uri} (user {settings.user}; password in {settings.password_file})")
+            settings = server.start(**wait)
+            print(f"Neo4j is up at {settings.uri} (user {settings.user}; "
+                  f"password in {settings.password_file})")
             print(f"Neo4j Browser: {settings.browser_url}")
         elif args.command == "stop":
-            print("stopped" if server.stop(**({"timeout": args.timeout} if args.timeout else {})) else "not running")
+            print("stopped" if server.stop(**wait) else "not running")
         else:
             print(server.status())
     except Neo4jServerError as e:
