@@ -353,8 +353,9 @@ class Neo4jServer:
         Yields:
             Settings to connect with.
         """
+        me = os.getpid()
         leases = self.home / "run" / "leases"
-        mine = leases / str(os.getpid())
+        mine = leases / str(me)
         with self._lock("leases"):
             leases.mkdir(parents=True, exist_ok=True)
             mine.touch()
@@ -365,13 +366,19 @@ class Neo4jServer:
                     _write_atomic(self._owner_file, f"{os.getpid()}\n")
             yield settings
         finally:
-            with self._lock("leases"):
-                mine.unlink(missing_ok=True)
-                owner = _read_pid(self._owner_file)
-                started_by_a_lease = owner is not None and (owner == os.getpid() or not _alive(owner))
-                if started_by_a_lease and not self.other_lease_holders():
-                    self.stop()
-                    self._owner_file.unlink(missing_ok=True)
+            # A child forked while the block ran (Prefect, dask, multiprocessing) may finalize this
+            # generator when it exits; only the process that took the lease may give it back.
+            if os.getpid() == me:
+                self._release_lease(mine)
+
+    def _release_lease(self, mine: Path) -> None:
+        with self._lock("leases"):
+            mine.unlink(missing_ok=True)
+            owner = _read_pid(self._owner_file)
+            started_by_a_lease = owner is not None and (owner == os.getpid() or not _alive(owner))
+            if started_by_a_lease and not self.other_lease_holders():
+                self.stop()
+                self._owner_file.unlink(missing_ok=True)
 
     def other_lease_holders(self) -> list[int]:
         """PIDs of other live processes holding a :meth:`lease` on this server (dead ones are pruned)."""
