@@ -140,7 +140,10 @@ def publish(
             else:
                 shutil.copy2(content, target)
         elif isinstance(content, pd.DataFrame):
-            content.to_csv(target, index=False)
+            if name.endswith(".parquet"):
+                content.to_parquet(target, index=False)
+            else:
+                content.to_csv(target, index=False)
         elif isinstance(content, (dict, list)):
             target.write_text(json.dumps(content, indent=2, default=str), encoding="utf-8")
         else:

@@ -249,6 +249,11 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
         extra["metrics.csv"] = pd.read_csv(metrics_path)
     if (recs_folder / "model").exists():
         extra["model"] = recs_folder / "model"
+    # What the API needs beside the lists: item metadata, histories and links (for new users
+    # who bring a history or friends), so a publication is self-contained.
+    extra["items.parquet"] = dataset.items
+    extra["interactions.parquet"] = dataset.interactions[["user_id", "item_id", "timestamp", "weight"]]
+    extra["user_links.parquet"] = dataset.user_links[["src_user_id", "dst_user_id", "kind"]]
     pub = publish(out, dataset.domain, run_id, recs, extra_files=extra,
                   run_info={"dataset": dataset.name, "content_hash": dataset.content_hash,
                             "graph": target})

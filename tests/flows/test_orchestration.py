@@ -147,7 +147,7 @@ import asyncio, json
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-params = {json.dumps(RefreshParams(dataset_dir=str(sample_path('social')), out=str(out), **FAST).model_dump(mode='json'))}
+params = json.loads({RefreshParams(dataset_dir=str(sample_path('social')), out=str(out), **FAST).model_dump_json()!r})
 run = run_deployment("refresh-domain/refresh-social", parameters={{"params": params}}, timeout=900, poll_interval=3)
 
 async def info():
