@@ -179,9 +179,13 @@ def deploy(
 @neo4j_app.command("start")
 def neo4j_start(home: Path = typer.Option(Path(".neo4j"), help="Server home (jars, config, data).")) -> None:
     """Fetch the Neo4j jars from Maven Central once, then start the server and wait for Bolt."""
-    from kg.server import Neo4jServer
+    from kg.server import Neo4jServer, Neo4jServerError
 
-    settings = Neo4jServer(home).start()
+    try:
+        settings = Neo4jServer(home).start()
+    except Neo4jServerError as e:
+        typer.echo(f"could not start Neo4j: {e}", err=True)
+        raise typer.Exit(1) from e
     typer.echo(f"Neo4j is up at {settings.uri} (user {settings.user}; password in {settings.password_file})")
     typer.echo(f"Neo4j Browser: {settings.browser_url}")
 

@@ -262,7 +262,8 @@ def refresh_domain(params: RefreshParams) -> dict:
     path = publish(ref, graph, recs, metrics, params, run_id)
     summary = {"domain": ref.domain, "run_id": run_id, "publication": path,
                "data_docs": ref.docs, "metrics": metrics.path if metrics else None,
-               "graph": graph.target if graph.target != "embedded" else graph.export}
+               "graph": graph.target if graph.target != "embedded"
+               else str(Path(params.out) / ref.domain / "graph" / "graph.pkl")}
     print(json.dumps(summary, indent=2))
     return summary
 
