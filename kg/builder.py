@@ -323,12 +323,15 @@ def write_rows(store: GraphStore, rows: GraphRows, force: bool = False) -> Graph
         log.info("graph of domain %s already holds build %s; nothing to write", domain, build)
         return store.counts(domain)
     t0 = time.perf_counter()
+    # A domain that holds nothing yet cannot hold anything stale: skip the scan (a full pass
+    # over the domain's relationships) on first builds.
+    empty = store.counts(domain).total_nodes == 0
     store.write_meta(GraphMeta(domain, SCHEMA_VERSION, build, complete=False, updated_at=now_iso()))
     for label in NODE_ORDER:
         store.write_nodes(label, domain, rows.nodes[label], build)
     for rel in REL_ORDER:
         store.write_rels(rel, domain, rows.rels[rel], build)
-    deleted = store.delete_stale(domain, build)
+    deleted = GraphCounts() if empty else store.delete_stale(domain, build)
     store.write_meta(GraphMeta(domain, SCHEMA_VERSION, build, complete=True, updated_at=now_iso()))
     store.flush()
     counts = store.counts(domain)

@@ -29,6 +29,7 @@ from kg.schema import (
     UPDATED_AT,
     WEIGHT,
     Label,
+    PROP_DTYPES,
     PathKind,
     RelType,
 )
@@ -60,19 +61,93 @@ SET n.{DOMAIN} = $domain, n.{ID} = row.id, n.{BUILD} = $build
 """)
 
 
-def _merge_rels(name: str, rel: RelType) -> Query:
-    spec = RELS[rel]
-    key = ", ".join(f"{k}: row.{k}" for k in spec.key)
-    key = f" {{{key}}}" if key else ""
-    sets = [f"r.{p} = row.{p}" for p in spec.props if p not in spec.key and p != RUN_ID]
-    # RECOMMENDED rows belong to a publishing run, not to a build.
-    sets.append(f"r.{RUN_ID} = $run_id" if rel is RelType.RECOMMENDED else f"r.{BUILD} = $build")
+def _create_nodes(name: str, label: Label) -> Query:
+    # Used only while the label has no node of the domain: nothing to merge with, and the
+    # (domain, id) constraint still refuses a duplicate.
     return Query(name, f"""
 UNWIND $rows AS row
-MATCH (a:{spec.src} {{{DOMAIN}: $domain, {ID}: row.src}})
-MATCH (b:{spec.dst} {{{DOMAIN}: $domain, {ID}: row.dst}})
+CREATE (n:{label})
+SET n = row.props
+SET n.{DOMAIN} = $domain, n.{ID} = row.id, n.{BUILD} = $build
+""")
+
+
+def _seek(var: str, label: Label) -> str:
+    # The planner caches a plan made when the labels were empty (the first batch of a build);
+    # without the hint that plan scans the whole index once per row.
+    return f"USING INDEX SEEK {var}:{label}({DOMAIN}, {ID})"
+
+
+def _stamp(rel: RelType) -> tuple[str, str]:
+    # RECOMMENDED rows belong to a publishing run, not to a build.
+    return (RUN_ID, "$run_id") if rel is RelType.RECOMMENDED else (BUILD, "$build")
+
+
+def value_props(rel: RelType) -> list[str]:
+    """The properties a relationship write sends per row (its stamp travels once)."""
+    stamp, _ = _stamp(rel)
+    return [p for p in RELS[rel].props if p != stamp]
+
+
+def _rels_head(rel: RelType) -> str:
+    # A batch arrives as a few long strings rather than one map per relationship: the Python
+    # driver packs every value separately (about 20 µs each), which capped ingest near
+    # 10,000 relationships/s; one string per column packs in microseconds. Each column is its
+    # values joined by $sep (a separator the store checked occurs in no id): ids as they are,
+    # numbers as decimal text ("" for missing, which toFloat/toInteger read as null), and text
+    # properties as indices into a ${prop}_values list.
+    # Index seeks are most of the server's work, so each node is looked up once per batch:
+    # rows come grouped by start node ($src lists each once, $offsets where its rows begin),
+    # and $targets lists the distinct end nodes, which $dst points into by position.
+    spec = RELS[rel]
+    cols = ["split($src, $sep) AS src", "toIntegerList(split($offsets, $sep)) AS offsets",
+            "split($targets, $sep) AS targets", "toIntegerList(split($dst, $sep)) AS dst"]
+    for p in value_props(rel):
+        if PROP_DTYPES[p] == "Int64":
+            cols.append(f"toIntegerList(split(${p}, $sep)) AS {p}")
+        elif PROP_DTYPES[p] == "float64":
+            cols.append(f"toFloatList(split(${p}, $sep)) AS {p}")
+        else:
+            cols.append(f"[c IN toIntegerList(split(${p}, $sep)) | ${p}_values[c]] AS {p}")
+    with_cols = ",\n     ".join(cols)
+    # collect([b]) keeps a missing end node as [null], so positions stay aligned.
+    return f"""
+WITH {with_cols}
+CALL (targets) {{
+  UNWIND targets AS target
+  OPTIONAL MATCH (b:{spec.dst} {{{DOMAIN}: $domain, {ID}: target}}) {_seek("b", spec.dst)}
+  RETURN collect([b]) AS ends
+}}
+UNWIND range(0, size(src) - 1) AS g
+MATCH (a:{spec.src} {{{DOMAIN}: $domain, {ID}: src[g]}}) {_seek("a", spec.src)}
+UNWIND range(offsets[g], offsets[g + 1] - 1) AS j
+WITH *, ends[dst[j]][0] AS b
+WHERE b IS NOT NULL"""
+
+
+def _merge_rels(name: str, rel: RelType) -> Query:
+    spec = RELS[rel]
+    key = ", ".join(f"{k}: {k}[j]" for k in spec.key)
+    key = f" {{{key}}}" if key else ""
+    stamp, value = _stamp(rel)
+    sets = [f"r.{p} = {p}[j]" for p in value_props(rel) if p not in spec.key]
+    sets.append(f"r.{stamp} = {value}")
+    return Query(name, f"""{_rels_head(rel)}
 MERGE (a)-[r:{rel}{key}]->(b)
 SET {", ".join(sets)}
+RETURN count(r) AS written
+""")
+
+
+def _create_rels(name: str, rel: RelType) -> Query:
+    # Used only while the domain has no relationship of this type (a first build), so there
+    # is nothing to merge with; rows carry no duplicate keys (the store checks). A commit
+    # whose outcome is unknown raises IncompleteCommit, which the driver does not retry, so a
+    # batch is never created twice; the rerun finds relationships and merges instead.
+    stamp, value = _stamp(rel)
+    props = [f"{p}: {p}[j]" for p in value_props(rel)] + [f"{stamp}: {value}"]
+    return Query(name, f"""{_rels_head(rel)}
+CREATE (a)-[r:{rel} {{{", ".join(props)}}}]->(b)
 RETURN count(r) AS written
 """)
 
@@ -150,7 +225,7 @@ RETURN n.{ID} AS id, properties(n) AS props
 def _node_props(name: str, label: Label) -> Query:
     return Query(name, f"""
 UNWIND $ids AS node_id
-MATCH (n:{label} {{{DOMAIN}: $domain, {ID}: node_id}})
+MATCH (n:{label} {{{DOMAIN}: $domain, {ID}: node_id}}) {_seek("n", label)}
 RETURN n.{ID} AS id, properties(n) AS props
 """)
 
@@ -196,6 +271,10 @@ MERGE_USER_NODES = _merge_nodes("MERGE_USER_NODES", Label.USER)
 MERGE_ITEM_NODES = _merge_nodes("MERGE_ITEM_NODES", Label.ITEM)
 MERGE_CATEGORY_NODES = _merge_nodes("MERGE_CATEGORY_NODES", Label.CATEGORY)
 MERGE_ENTITY_NODES = _merge_nodes("MERGE_ENTITY_NODES", Label.ENTITY)
+CREATE_USER_NODES = _create_nodes("CREATE_USER_NODES", Label.USER)
+CREATE_ITEM_NODES = _create_nodes("CREATE_ITEM_NODES", Label.ITEM)
+CREATE_CATEGORY_NODES = _create_nodes("CREATE_CATEGORY_NODES", Label.CATEGORY)
+CREATE_ENTITY_NODES = _create_nodes("CREATE_ENTITY_NODES", Label.ENTITY)
 
 # --------------------------------------------------------------------------- relationship writes
 
@@ -204,6 +283,10 @@ MERGE_IN_CATEGORY_RELS = _merge_rels("MERGE_IN_CATEGORY_RELS", RelType.IN_CATEGO
 MERGE_MENTIONS_RELS = _merge_rels("MERGE_MENTIONS_RELS", RelType.MENTIONS)
 MERGE_FOLLOWS_RELS = _merge_rels("MERGE_FOLLOWS_RELS", RelType.FOLLOWS)
 MERGE_RECOMMENDED_RELS = _merge_rels("MERGE_RECOMMENDED_RELS", RelType.RECOMMENDED)
+CREATE_INTERACTED_RELS = _create_rels("CREATE_INTERACTED_RELS", RelType.INTERACTED)
+CREATE_IN_CATEGORY_RELS = _create_rels("CREATE_IN_CATEGORY_RELS", RelType.IN_CATEGORY)
+CREATE_MENTIONS_RELS = _create_rels("CREATE_MENTIONS_RELS", RelType.MENTIONS)
+CREATE_FOLLOWS_RELS = _create_rels("CREATE_FOLLOWS_RELS", RelType.FOLLOWS)
 DELETE_OLD_RECOMMENDED = Query("DELETE_OLD_RECOMMENDED", f"""
 MATCH (a:{Label.USER} {{{DOMAIN}: $domain}})-[r:{RelType.RECOMMENDED}]->()
 WHERE r.{RUN_ID} IS NULL OR r.{RUN_ID} <> $run_id
@@ -264,30 +347,34 @@ RECOMMENDED_ROWS = _rel_rows("RECOMMENDED_ROWS", RelType.RECOMMENDED)
 # Each returns raw, distinct path rows; kg.explain ranks them the same way for every store.
 
 PATHS_CO_INTERACTION = Query("PATHS_CO_INTERACTION", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[:{RelType.INTERACTED}]->(x:{Label.ITEM})
-      <-[:{RelType.INTERACTED}]-(o:{Label.USER})
-      -[:{RelType.INTERACTED}]->(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
+MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
+MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})<-[:{RelType.INTERACTED}]-(o:{Label.USER})
+      -[:{RelType.INTERACTED}]->(i)
 WHERE o <> u AND x <> i
 RETURN DISTINCT x.{ID} AS via_item, o.{ID} AS other_user
 """)
 PATHS_ENTITY = Query("PATHS_ENTITY", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[:{RelType.INTERACTED}]->(x:{Label.ITEM})
-      -[m1:{RelType.MENTIONS}]->(e:{Label.ENTITY})
-      <-[m2:{RelType.MENTIONS}]-(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
+MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
+MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e:{Label.ENTITY})
+      <-[m2:{RelType.MENTIONS}]-(i)
 WHERE x <> i
 RETURN DISTINCT x.{ID} AS via_item, e.{ID} AS entity,
        m1.{CONFIDENCE} AS via_confidence, m2.{CONFIDENCE} AS item_confidence
 """)
 PATHS_FRIEND = Query("PATHS_FRIEND", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[:{RelType.FOLLOWS}]->(f:{Label.USER})
-      -[r:{RelType.INTERACTED}]->(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
+MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
+MATCH (u)-[:{RelType.FOLLOWS}]->(f:{Label.USER})-[r:{RelType.INTERACTED}]->(i)
 WHERE f <> u
 RETURN f.{ID} AS friend, r.{TS} AS ts, r.{WEIGHT} AS weight
 """)
 PATHS_CATEGORY = Query("PATHS_CATEGORY", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}})-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})
-      -[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
-      <-[:{RelType.IN_CATEGORY}]-(i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}})
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
+MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
+MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
+      <-[:{RelType.IN_CATEGORY}]-(i)
 WHERE x <> i
 RETURN x.{ID} AS via_item, c.{ID} AS category, max(r.{TS}) AS ts
 """)
@@ -301,6 +388,14 @@ SCHEMA_QUERIES: tuple[Query, ...] = (
 MERGE_NODES: dict[Label, Query] = {
     Label.USER: MERGE_USER_NODES, Label.ITEM: MERGE_ITEM_NODES,
     Label.CATEGORY: MERGE_CATEGORY_NODES, Label.ENTITY: MERGE_ENTITY_NODES,
+}
+CREATE_NODES: dict[Label, Query] = {
+    Label.USER: CREATE_USER_NODES, Label.ITEM: CREATE_ITEM_NODES,
+    Label.CATEGORY: CREATE_CATEGORY_NODES, Label.ENTITY: CREATE_ENTITY_NODES,
+}
+CREATE_RELS: dict[RelType, Query] = {
+    RelType.INTERACTED: CREATE_INTERACTED_RELS, RelType.IN_CATEGORY: CREATE_IN_CATEGORY_RELS,
+    RelType.MENTIONS: CREATE_MENTIONS_RELS, RelType.FOLLOWS: CREATE_FOLLOWS_RELS,
 }
 MERGE_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: MERGE_INTERACTED_RELS, RelType.IN_CATEGORY: MERGE_IN_CATEGORY_RELS,

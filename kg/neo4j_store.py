@@ -11,10 +11,13 @@ Opening the store checks the connection a bounded number of times and then raise
 from __future__ import annotations
 
 import logging
+import math
+import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from neo4j import GraphDatabase, ManagedTransaction
 from neo4j.exceptions import (
@@ -36,6 +39,7 @@ from kg.schema import (
     DOMAIN,
     RELS,
     SCHEMA_VERSION_KEY,
+    PROP_DTYPES,
     UPDATED_AT,
     Label,
     PathKind,
@@ -44,14 +48,13 @@ from kg.schema import (
 from kg.store import (
     GraphCounts,
     GraphMeta,
-    batches,
     endpoint_error,
     finish_node_rows,
     finish_path_rows,
     finish_rel_rows,
     node_records,
-    recommendation_records,
-    rel_records,
+    recommendation_frame,
+    rel_frame,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +64,106 @@ log = logging.getLogger(__name__)
 
 #: Longest server message quoted in an error; messages can echo values, never whole payloads.
 _MAX_MESSAGE = 300
+
+
+#: Separators tried in turn for joining a batch's ids (see ``kg.cypher._rels_head``); the
+#: first that occurs in none of the ids wins, and a random one is drawn if all of them occur.
+_SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c")
+
+
+def _separator(*id_columns: list[str]) -> str:
+    joined = ["".join(col) for col in id_columns]
+    for sep in _SEPARATORS:
+        if not any(sep in text for text in joined):
+            return sep
+    while True:
+        sep = f"\x1f{secrets.token_hex(8)}\x1f"
+        if not any(sep in text for text in joined):
+            return sep
+
+
+def _number_text(values: list, is_float: bool) -> list[str]:
+    if not is_float:
+        return ["" if v is None else str(int(v)) for v in values]
+    out = []
+    for v in values:
+        if v is None:
+            out.append("")
+        elif math.isfinite(v):
+            out.append(repr(float(v)))
+        else:  # the spellings Java's Double.parseDouble (behind toFloat) reads
+            out.append("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+    return out
+
+
+def packed_batches(rel: RelType, frame: pd.DataFrame, size: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """The parameters of each batch of a relationship write (layout: ``kg.cypher._rels_head``).
+
+    Args:
+        rel: the relationship type.
+        frame: rows from :func:`kg.store.rel_frame`.
+        size: relationships per batch.
+
+    Yields:
+        ``(parameters, number of relationships)`` per batch.
+    """
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    if not len(frame):
+        return
+    # Group rows by start node (first-seen order, stable inside a group).
+    codes, _ = pd.factorize(frame["src"], sort=False)
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    src = frame["src"].to_numpy(dtype=object)[order].tolist()
+    dst = frame["dst"].to_numpy(dtype=object)[order].tolist()
+    sep = _separator(src, dst)
+    numbers, texts = {}, {}
+    for p in cypher.value_props(rel):
+        values = frame[p].to_numpy(dtype=object)[order].tolist() if p in frame.columns \
+            else [None] * len(frame)
+        if PROP_DTYPES[p] == "object":
+            texts[p] = values
+        else:
+            numbers[p] = _number_text(values, PROP_DTYPES[p] == "float64")
+    starts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist()]
+    ends = [*starts[1:], len(codes)]
+    # Cut batches at group boundaries once they reach `size`; a start node with more rows
+    # than `size` is split into several groups.
+    segments: list[tuple[int, int]] = []
+    for first, end in zip(starts, ends):
+        for start in range(first, end, size):
+            segments.append((start, min(end, start + size)))
+    batch: list[tuple[int, int]] = []
+    n = 0
+    for seg in segments:
+        batch.append(seg)
+        n += seg[1] - seg[0]
+        if n >= size:
+            yield _pack(batch, src, dst, numbers, texts, sep), n
+            batch, n = [], 0
+    if batch:
+        yield _pack(batch, src, dst, numbers, texts, sep), n
+
+
+def _pack(segments: list[tuple[int, int]], src: list, dst: list, numbers: dict, texts: dict,
+          sep: str) -> dict[str, Any]:
+    lo, hi = segments[0][0], segments[-1][1]
+    params: dict[str, Any] = {
+        "sep": sep,
+        "src": sep.join(src[start] for start, _ in segments),
+        "offsets": sep.join(str(start - lo) for start in [s for s, _ in segments] + [hi]),
+    }
+    positions, targets = pd.factorize(pd.Series(dst[lo:hi], dtype=object), sort=False)
+    params["targets"] = sep.join(targets)
+    params["dst"] = sep.join(map(str, positions.tolist()))
+    for p, text in numbers.items():
+        params[p] = sep.join(text[lo:hi])
+    for p, values in texts.items():
+        codes, uniques = pd.factorize(pd.Series(values[lo:hi], dtype=object), sort=False)
+        params[p] = sep.join("" if c < 0 else str(c) for c in codes.tolist())
+        params[f"{p}_values"] = [str(u) for u in uniques]
+    return params
 
 
 def _run(tx: ManagedTransaction, text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -247,47 +350,56 @@ class Neo4jStore:
 
     # ----------------------------------------------------------------------- writes
 
+    def _count(self, query: Query, domain: str) -> int:
+        rows = self._read(query, domain=domain)
+        return int(rows[0]["n"] or 0) if rows else 0
+
     def write_nodes(self, label: Label, domain: str, rows: pd.DataFrame, build: str) -> int:
         label = Label(label)
-        query = cypher.MERGE_NODES[label]
-        written = 0
-        for batch in batches(rows, self.batch_size):
-            records = node_records(label, batch)
-            self._write(query, rows=records, domain=domain, build=build)
-            written += len(records)
-        return written
+        records = node_records(label, rows)
+        # A label with no node of the domain yet (a first build) has nothing to merge with.
+        fresh = self._count(cypher.COUNT_NODES[label], domain) == 0
+        query = (cypher.CREATE_NODES if fresh else cypher.MERGE_NODES)[label]
+        for start in range(0, len(records), self.batch_size):
+            self._write(query, rows=records[start:start + self.batch_size], domain=domain,
+                        build=build)
+        return len(records)
 
     def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
         rel = RelType(rel)
-        query = cypher.MERGE_RELS[rel]
+        frame = rel_frame(rel, rows)
+        fresh = self._count(cypher.COUNT_RELS[rel], domain) == 0
+        query = (cypher.CREATE_RELS if fresh else cypher.MERGE_RELS)[rel]
+        return self._write_groups(rel, query, domain, frame, build=build)
+
+    def _write_groups(self, rel: RelType, query: Query, domain: str, frame: pd.DataFrame,
+                      **params: Any) -> int:
         written = 0
-        for batch in batches(rows, self.batch_size):
-            records = rel_records(rel, batch)
-            out = self._write(query, rows=records, domain=domain, build=build)
+        for batch, n_rows in packed_batches(rel, frame, self.batch_size):
+            out = self._write(query, domain=domain, **batch, **params)
             n = int(out[0]["written"]) if out else 0
-            if n < len(records):
-                raise self._missing(rel, domain, records)
+            if n < n_rows:
+                raise self._missing(rel, domain, batch)
             written += n
         return written
 
-    def _missing(self, rel: RelType, domain: str, records: list[dict[str, Any]]):
+    def _missing(self, rel: RelType, domain: str, batch: dict[str, Any]):
         spec = RELS[rel]
-        src = set(self.node_props(spec.src, domain, sorted({r["src"] for r in records})))
-        dst = set(self.node_props(spec.dst, domain, sorted({r["dst"] for r in records})))
-        missing = [(r["src"], r["dst"]) for r in records if r["src"] not in src or r["dst"] not in dst]
-        return endpoint_error(rel, domain, missing, len(records))
+        sep = batch["sep"]
+        srcs = batch["src"].split(sep)
+        offsets = [int(o) for o in batch["offsets"].split(sep)]
+        targets = batch["targets"].split(sep)
+        dsts = [targets[int(k)] for k in batch["dst"].split(sep)]
+        pairs = [(s, dsts[j]) for g, s in enumerate(srcs) for j in range(offsets[g], offsets[g + 1])]
+        src = set(self.node_props(spec.src, domain, sorted({p[0] for p in pairs})))
+        dst = set(self.node_props(spec.dst, domain, sorted({p[1] for p in pairs})))
+        missing = [p for p in pairs if p[0] not in src or p[1] not in dst]
+        return endpoint_error(rel, domain, missing, len(pairs))
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
-        records = recommendation_records(rows)
-        written = 0
-        for start in range(0, len(records), self.batch_size):
-            chunk = records[start:start + self.batch_size]
-            out = self._write(cypher.MERGE_RECOMMENDED_RELS, rows=chunk, domain=domain,
-                              run_id=run_id)
-            n = int(out[0]["written"]) if out else 0
-            if n < len(chunk):
-                raise self._missing(RelType.RECOMMENDED, domain, chunk)
-            written += n
+        frame = recommendation_frame(rows)
+        written = self._write_groups(RelType.RECOMMENDED, cypher.MERGE_RECOMMENDED_RELS, domain,
+                                     frame, run_id=run_id)
         self._delete_in_batches(cypher.DELETE_OLD_RECOMMENDED, domain=domain, run_id=run_id)
         return written
 

@@ -49,9 +49,9 @@ from kg.store import (
     finish_node_rows,
     finish_path_rows,
     finish_rel_rows,
-    missing_endpoints,
     node_records,
-    recommendation_records,
+    recommendation_frame,
+    rel_frame,
     rel_records,
 )
 
@@ -166,9 +166,8 @@ class NetworkXStore:
 
     # ----------------------------------------------------------------------- writes
 
-    def _exists(self, domain: str):
-        nodes = self._graph._node  # the plain dict: this check runs once per row
-        return lambda label, id_: (str(label), domain, id_) in nodes
+    def _ids(self, domain: str, label: Label) -> set[str]:
+        return {key[2] for key, _ in self._domain_nodes(domain, label)}
 
     def write_nodes(self, label: Label, domain: str, rows: pd.DataFrame, build: str) -> int:
         label = Label(label)
@@ -190,41 +189,46 @@ class NetworkXStore:
 
     def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
         rel = RelType(rel)
-        return self._write_rels(rel, domain, rows, stamp={BUILD: build})
+        return self._write_rels(rel, domain, rel_frame(rel, rows), stamp={BUILD: build})
 
-    def _write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame | list,
+    def _write_rels(self, rel: RelType, domain: str, frame: pd.DataFrame,
                     stamp: dict[str, Any]) -> int:
         spec = RELS[rel]
         g = self._graph
+        succ, pred = g._succ, g._pred
         src_label, dst_label, name = str(spec.src), str(spec.dst), str(rel)
-        chunks = [rows] if isinstance(rows, list) else (
-            rel_records(rel, b) for b in batches(rows, self.batch_size))
+        src_ok = frame["src"].isin(self._ids(domain, spec.src))
+        dst_ok = frame["dst"].isin(self._ids(domain, spec.dst))
+        if (bad := ~(src_ok & dst_ok)).any():
+            missing = list(zip(frame.loc[bad, "src"], frame.loc[bad, "dst"]))
+            raise endpoint_error(rel, domain, missing, len(frame))
         written = 0
-        exists = self._exists(domain)
-        for records in chunks:
-            if missing := missing_endpoints(rel, records, exists):
-                raise endpoint_error(rel, domain, missing, len(records))
-            for rec in records:
+        for batch in batches(frame, self.batch_size):
+            for rec in rel_records(batch):
                 u = (src_label, domain, rec.pop("src"))
                 v = (dst_label, domain, rec.pop("dst"))
                 key = (name, *(rec[k] for k in spec.key)) if spec.key else name
                 attrs = {k: val for k, val in rec.items() if val is not None}
                 attrs.update(stamp)
-                edges = g._succ[u].get(v)
-                if edges is not None and key in edges:
-                    edges[key].clear()
-                    edges[key].update(attrs)
+                # MultiDiGraph.add_edge, inlined (it runs once per relationship): the key dict
+                # of a node pair is shared by the successor and predecessor maps.
+                keyed = succ[u].get(v)
+                if keyed is None:
+                    keyed = succ[u][v] = pred[v][u] = {}
+                data = keyed.get(key)
+                if data is None:
+                    keyed[key] = attrs
                 else:
-                    g.add_edge(u, v, key=key, **attrs)
+                    data.clear()
+                    data.update(attrs)
                 written += 1
+        nx._clear_cache(g)
         self._dirty = True
         return written
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
-        records = recommendation_records(rows)
-        for rec in records:
-            rec[RUN_ID] = run_id
-        written = self._write_rels(RelType.RECOMMENDED, domain, records, stamp={})
+        frame = recommendation_frame(rows)
+        written = self._write_rels(RelType.RECOMMENDED, domain, frame, stamp={RUN_ID: run_id})
         old = [(u, v, k) for u, v, k, d in self._domain_edges(domain, RelType.RECOMMENDED)
                if d.get(RUN_ID) != run_id]
         self._graph.remove_edges_from(old)

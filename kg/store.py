@@ -3,7 +3,7 @@
 Rows travel as pandas frames. A node frame has an ``id`` column plus one column per property;
 a relationship frame has ``src`` and ``dst`` (the endpoint ids) plus the properties its
 :class:`~kg.schema.RelSpec` lists. Missing values (``None``/``NaN``) mean "no such property".
-Both backends turn frames into records with :func:`node_records` / :func:`rel_records` and shape
+Both backends turn frames into records with :func:`node_records` / :func:`rel_frame` and shape
 what they read back with :func:`finish_node_rows` / :func:`finish_rel_rows`, so the same graph
 reads back as equal frames from either store.
 """
@@ -213,6 +213,9 @@ def node_records(label: Label, rows: pd.DataFrame) -> list[dict[str, Any]]:
     if clash := [c for c in rows.columns if c in RESERVED_NODE_KEYS and c != ID]:
         raise ValueError(f"{label} rows must not carry {clash}: the store sets them itself")
     check_ids(f"{label} rows", rows[ID])
+    if (dup := rows[ID].duplicated()).any():
+        raise ValueError(f"{label} rows: {int(dup.sum())} repeated ids "
+                         f"(first: {rows.loc[dup, ID].head(5).tolist()}); ids are unique per domain")
     plain = _plain(rows)
     ids = plain[ID].tolist()
     props = plain.drop(columns=[ID]).to_dict("records")
@@ -220,9 +223,14 @@ def node_records(label: Label, rows: pd.DataFrame) -> list[dict[str, Any]]:
             for i, p in zip(ids, props)]
 
 
-def rel_records(rel: RelType, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """``[{"src": ..., "dst": ..., <prop>: ...}]`` with every spec property present
-    (``None`` when missing, which a store treats as "no such property")."""
+def rel_frame(rel: RelType, rows: pd.DataFrame) -> pd.DataFrame:
+    """Relationship rows checked and reduced to ``src``, ``dst`` and the spec's properties, as
+    native Python values with ``None`` for missing ones: exactly what every store writes.
+
+    Raises:
+        ValueError: a column is missing, or two rows have the same endpoints and key.
+        SchemaError: a key property is missing.
+    """
     spec = RELS[rel]
     if missing := [c for c in ("src", "dst", *spec.key) if c not in rows.columns]:
         raise ValueError(f"{rel} rows need columns {['src', 'dst', *spec.key]}; "
@@ -233,7 +241,18 @@ def rel_records(rel: RelType, rows: pd.DataFrame) -> list[dict[str, Any]]:
         if frame[k].isna().any():
             raise SchemaError(f"{rel} rows: {int(frame[k].isna().sum())} rows have no '{k}', "
                               f"which tells {rel} relationships between one pair apart")
-    return _plain(frame).to_dict("records")
+    if (dup := frame.duplicated(["src", "dst", *spec.key])).any():
+        ex = frame.loc[dup, ["src", "dst", *spec.key]].head(5).values.tolist()
+        raise ValueError(f"{rel} rows: {int(dup.sum())} repeat the endpoints"
+                         f"{' and ' + '/'.join(spec.key) if spec.key else ''} of an earlier row "
+                         f"(first: {ex}); one row per relationship")
+    return _plain(frame)
+
+
+def rel_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One dict per row of a :func:`rel_frame` frame."""
+    names = list(frame.columns)
+    return [dict(zip(names, values)) for values in zip(*(frame[c].tolist() for c in names))]
 
 
 def finish_node_rows(records: list[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
@@ -273,26 +292,18 @@ def finish_path_rows(kind: PathKind, records: list[Mapping[str, Any]]) -> pd.Dat
     return frame
 
 
-def recommendation_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """Validate a recommendations frame and turn it into ``RECOMMENDED`` records."""
+def recommendation_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """A recommendations frame (:data:`RECOMMENDATION_COLUMNS`) as ``RECOMMENDED`` rows."""
     if missing := [c for c in RECOMMENDATION_COLUMNS if c not in rows.columns]:
         raise ValueError(f"recommendation rows need columns {list(RECOMMENDATION_COLUMNS)}; "
                          f"missing {missing}")
-    dup = rows.duplicated(["user_id", "item_id"])
-    if dup.any():
-        ex = rows.loc[dup, ["user_id", "item_id"]].head(5).values.tolist()
-        raise ValueError(f"recommendation rows: {int(dup.sum())} duplicated (user_id, item_id) "
-                         f"pairs (first: {ex}); each item is recommended once per user")
     frame = rows[list(RECOMMENDATION_COLUMNS)].rename(columns={"user_id": "src", "item_id": "dst"})
     frame = frame.assign(rank=frame["rank"].astype("int64"), score=frame["score"].astype("float64"))
-    return _plain(frame).to_dict("records")
-
-
-def missing_endpoints(rel: RelType, records: list[dict[str, Any]], exists) -> list[tuple[str, str]]:
-    """The ``(src, dst)`` pairs of ``records`` whose endpoints ``exists(label, id)`` denies."""
-    spec = RELS[rel]
-    return [(r["src"], r["dst"]) for r in records
-            if not exists(spec.src, r["src"]) or not exists(spec.dst, r["dst"])]
+    if (dup := frame.duplicated(["src", "dst"])).any():
+        ex = frame.loc[dup, ["src", "dst"]].head(5).values.tolist()
+        raise ValueError(f"recommendation rows: {int(dup.sum())} duplicated (user_id, item_id) "
+                         f"pairs (first: {ex}); each item is recommended once per user")
+    return rel_frame(RelType.RECOMMENDED, frame)
 
 
 def endpoint_error(rel: RelType, domain: str, missing: list[tuple[str, str]], total: int) -> SchemaError:

@@ -137,9 +137,9 @@ def test_a_failed_query_is_named_and_never_shows_the_password(neo4j_store, neo4j
     assert real not in repr(neo4j_store)
     # A map is not a storable property value: the server refuses the write.
     rows = pd.DataFrame({"id": ["a"], "nested": [{"secret_payload": 1}]})
-    with pytest.raises(GraphStoreError, match="MERGE_USER_NODES failed on bolt://") as info:
+    with pytest.raises(GraphStoreError, match="CREATE_USER_NODES failed on bolt://") as info:
         neo4j_store.write_nodes(Label.USER, "social", rows, "b")
-    assert info.value.query == "MERGE_USER_NODES" and info.value.__cause__ is not None
+    assert info.value.query == "CREATE_USER_NODES" and info.value.__cause__ is not None
     assert real not in str(info.value)
     assert neo4j_store.counts("social").total_nodes == 0
 
