@@ -1,0 +1,1 @@
+"""The HTTP API over published recommendations and cold-start inference (never retrains)."""

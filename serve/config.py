@@ -1,0 +1,36 @@
+"""``ServeConfig``: what the API serves and how it is protected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class ServeConfig(BaseModel):
+    """Settings of one API process (``kgrec serve`` builds it from its options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    out: Path = Path("out")
+    """Output root: every ``<out>/<domain>/latest`` publication found there is served."""
+    graph: str = "embedded"
+    """Where explanations come from: ``embedded`` (``<out>/<domain>/graph/graph.pkl``, reloaded
+    with each publication) or a ``bolt://`` URI (credentials from ``KGREC_NEO4J_*``)."""
+    api_key: SecretStr | None = None
+    """When set, every route except the health checks needs it in the ``X-API-Key`` header."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS; empty keeps CORS off."""
+    check_interval_s: float = Field(2.0, ge=0)
+    """How often a request re-reads ``latest`` to notice a new publication (0: every request)."""
+    explain_paths: int = Field(3, ge=1, le=10)
+    """Explanation paths per recommended item."""
+    max_text_chars: int = Field(4000, ge=16, le=100_000)
+    """Longest free-text query accepted; longer ones are refused with 422."""
+
+    @field_validator("graph")
+    @classmethod
+    def _graph_target(cls, v: str) -> str:
+        if v != "embedded" and not v.startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")):
+            raise ValueError(f"graph must be 'embedded' or a bolt:// URI, got {v!r}")
+        return v
