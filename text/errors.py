@@ -8,7 +8,7 @@ class TextError(Exception):
 
 
 class EncoderError(TextError):
-    """A text encoder could not be built or run: a model folder that is missing or is not a model."""
+    """An encoder could not be built: its model folder is missing, not a model, or unloadable."""
 
 
 class ExtractionError(TextError):

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from text.cache import TextCache, cache_key
 from text.cleaning import clean_texts
@@ -223,7 +223,9 @@ class _CachedExtractor:
 
     def __init__(self, domain: str, config: ExtractionConfig, cache: TextCache | None):
         if domain not in DOMAIN_ENTITY_TYPES:
-            raise ValueError(f"unknown domain {domain!r}; expected one of {list(DOMAIN_ENTITY_TYPES)}")
+            raise ValueError(
+                f"unknown domain {domain!r}; expected one of {list(DOMAIN_ENTITY_TYPES)}"
+            )
         self.domain = domain
         self.types = DOMAIN_ENTITY_TYPES[domain]
         self.config = config
@@ -253,7 +255,7 @@ class _CachedExtractor:
         if self.cache is not None and unique:
             keys = {t: cache_key(self.source, self.version, self.domain, t) for t in unique}
             hit = self.cache.get_documents(list(keys.values()))
-            results = {t: [tuple(m) for m in hit[k]] for t, k in keys.items() if k in hit}  # type: ignore[misc]
+            results = {t: [tuple(m) for m in hit[k]] for t, k in keys.items() if k in hit}
         todo = [t for t in unique if t not in results]
         failures: list[tuple[str, str]] = []
         step = max(self.config.batch_size, 1)
@@ -527,7 +529,8 @@ class DefaultNerExtractor(_CachedExtractor):
                 if any(f[2] >= _LEXICON_CONFIDENCE for f in clash):
                     continue
                 found = [f for f in found if f not in clash]
-                found.append((m.group(0), self._lex_types[m.group(1).lower()], _LEXICON_CONFIDENCE, s, e))
+                typ = self._lex_types[m.group(1).lower()]
+                found.append((m.group(0), typ, _LEXICON_CONFIDENCE, s, e))
             taken = [(f[3], f[4]) for f in found]
         if self._yake is not None:
             kept = 0
@@ -794,7 +797,9 @@ class LocalLLMExtractor(_CachedExtractor):
                 output_scores=True,
                 return_dict_in_generate=True,
             )
-            logprobs = model.compute_transition_scores(gen.sequences, gen.scores, normalize_logits=True)
+            logprobs = model.compute_transition_scores(
+                gen.sequences, gen.scores, normalize_logits=True
+            )
         new = gen.sequences[:, enc["input_ids"].shape[1] :]
         results: list[list[_Found] | _Failure] = []
         for row, text in enumerate(texts):
@@ -853,7 +858,10 @@ def answer_schema(domain: str) -> dict[str, Any]:
     }
     result = {
         "type": "object",
-        "properties": {"index": {"type": "integer"}, "entities": {"type": "array", "items": entity}},
+        "properties": {
+            "index": {"type": "integer"},
+            "entities": {"type": "array", "items": entity},
+        },
         "required": ["index", "entities"],
         "additionalProperties": False,
     }
@@ -924,7 +932,9 @@ class HttpLLMExtractor(_CachedExtractor):
         if hcfg.api_key_env:
             key = os.environ.get(hcfg.api_key_env)
             if not key:
-                raise ValueError(f"environment variable {hcfg.api_key_env!r} (the API key) is unset")
+                raise ValueError(
+                    f"environment variable {hcfg.api_key_env!r} (the API key) is unset"
+                )
             headers["Authorization"] = f"Bearer {key}"
         self._url = hcfg.base_url.rstrip("/") + "/chat/completions"
         self._client = httpx.Client(timeout=httpx.Timeout(hcfg.timeout_s), headers=headers)
@@ -965,7 +975,11 @@ class HttpLLMExtractor(_CachedExtractor):
         if h.json_schema:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "entities", "strict": True, "schema": answer_schema(self.domain)},
+                "json_schema": {
+                    "name": "entities",
+                    "strict": True,
+                    "schema": answer_schema(self.domain),
+                },
             }
         last = ""
         for attempt in range(h.max_retries + 1):

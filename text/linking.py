@@ -122,7 +122,7 @@ def normalise_surface(text: str, entity_type: str) -> str:
 
 
 def entity_slug(key: str) -> str:
-    """The id part after ``<type>:``: the key with spaces as hyphens (letters of any script kept)."""
+    """The id after ``<type>:``: the key with spaces as hyphens (letters of any script kept)."""
     return "-".join(key.split())
 
 

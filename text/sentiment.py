@@ -46,7 +46,9 @@ def _review_ids(interactions: pd.DataFrame) -> list[str]:
     return [str(i) for i in interactions.index]
 
 
-def review_sentiment(interactions: pd.DataFrame, config: SentimentConfig | None = None) -> pd.Series:
+def review_sentiment(
+    interactions: pd.DataFrame, config: SentimentConfig | None = None
+) -> pd.Series:
     """VADER compound score in ``[-1, 1]`` per interaction; NaN where there is no review text.
 
     Args:
