@@ -207,5 +207,32 @@ def neo4j_status(home: Path = typer.Option(Path(".neo4j"), help="Server home."))
     typer.echo(Neo4jServer(home).status())
 
 
+@app.command()
+def serve(
+    out: Path = typer.Option(Path("out"), help="Output root: every <out>/<domain>/latest publication is served."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    api_key: Optional[str] = typer.Option(None, envvar="KGREC_API_KEY", show_default=False,
+                                          help="Require this X-API-Key on every route but health (or set KGREC_API_KEY)."),
+    graph: str = typer.Option("embedded", help="Explanations from 'embedded' (the networkx graph under --out) "
+                              "or a bolt:// URI (credentials from KGREC_NEO4J_*)."),
+    cors_origin: list[str] = typer.Option([], help="Allow this browser origin (repeatable); CORS is off without it."),
+    check_interval: float = typer.Option(2.0, help="Seconds between checks for a new publication."),
+    threads: int = typer.Option(1, help="torch threads per process: 1 keeps concurrent requests from competing."),
+) -> None:
+    """Run the HTTP API over the latest publications (docs at /docs); new runs are picked up live."""
+    import torch
+    import uvicorn
+    from pydantic import SecretStr
+
+    from serve.app import create_app
+    from serve.config import ServeConfig
+
+    torch.set_num_threads(threads)
+    config = ServeConfig(out=out, graph=graph, api_key=SecretStr(api_key) if api_key else None,
+                         cors_origins=tuple(cors_origin), check_interval_s=check_interval)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+
+
 if __name__ == "__main__":
     app()
