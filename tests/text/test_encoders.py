@@ -39,7 +39,7 @@ class TestPlainTransformersEncoder(EncoderContract):
 
     @pytest.fixture
     def encoder(self, plain_session):
-        return copy.deepcopy(plain_session)
+        return copy.copy(plain_session)  # a private wrapper around the shared, read-only model
 
 
 def test_mean_pooling_matches_sentence_transformers(minilm, plain_session):
