@@ -7,6 +7,9 @@ memory is the ingest's alone. Each child reports:
 * ``INTERACTED rel/s``: interaction rows ÷ seconds spent in ``write_rels(INTERACTED)``;
 * ``all rel/s``: every relationship of the build ÷ the whole ``build_graph`` time (schema,
   nodes, relationships, stale cleanup, flush);
+* ``rel per CPU-s``: interaction rows ÷ CPU seconds the client and the Neo4j server used while
+  writing them: what the rate would be if nothing else competed for the cores (the machine is
+  shared, so wall-clock rates move with its load, shown as the 1-minute load average);
 * ``peak RSS``: the child's peak resident memory (``ru_maxrss``) and the growth during the build.
 
 Targets (issue 3): ≥ 50,000 INTERACTED rel/s into Neo4j; ≤ 2 GB Python peak at 1M interactions.
@@ -67,12 +70,25 @@ class _PeakSampler(threading.Thread):
         return max(self.peak, _rss_bytes())
 
 
-class _Timed:
-    """Wraps a store and adds up the seconds spent in each write call, per label or type."""
+def _cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used: this one when ``pid`` is None."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, store) -> None:
+
+class _Timed:
+    """Wraps a store and adds up the seconds spent in each write call, per label or type, and
+    the CPU seconds the client and the server (``server_pid``) used in them."""
+
+    def __init__(self, store, server_pid: int | None = None) -> None:
         self._store = store
+        self._server_pid = server_pid
         self.seconds: dict[str, float] = {}
+        self.client_cpu: dict[str, float] = {}
+        self.server_cpu: dict[str, float] = {}
 
     def __getattr__(self, name):
         attr = getattr(self._store, name)
@@ -80,12 +96,17 @@ class _Timed:
             return attr
 
         def timed(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_seconds(None)
+            s0 = _cpu_seconds(self._server_pid) if self._server_pid else 0.0
             try:
                 return attr(*args, **kwargs)
             finally:
                 key = f"{name}:{args[0]}" if name.startswith("write_") else name
                 self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+                self.client_cpu[key] = self.client_cpu.get(key, 0.0) + _cpu_seconds(None) - c0
+                if self._server_pid:
+                    self.server_cpu[key] = (self.server_cpu.get(key, 0.0)
+                                            + _cpu_seconds(self._server_pid) - s0)
 
         return timed
 
@@ -99,19 +120,22 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int) ->
     with dataset_pickle.open("rb") as fh:
         dataset = pickle.load(fh)
     base_rss = _rss_bytes()
+    server_pid = None
     if store_kind == "neo4j":
         from kg.neo4j_store import Neo4jStore
         from kg.server import Neo4jServer
 
-        store = Neo4jStore(Neo4jServer(ROOT / ".neo4j").settings(), batch_size=batch_size)
+        server = Neo4jServer(ROOT / ".neo4j")
+        store = Neo4jStore(server.settings(), batch_size=batch_size)
         store.drop_domain(DOMAIN)
+        server_pid = int(server.pid_file.read_text().strip())
     else:
         from kg.networkx_store import NetworkXStore
 
         path = work / "graph.pickle"
         path.unlink(missing_ok=True)
         store = NetworkXStore(path)
-    timed = _Timed(store)
+    timed = _Timed(store, server_pid)
     sampler = _PeakSampler()
     sampler.start()
     t0 = time.perf_counter()
@@ -133,6 +157,9 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int) ->
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "build_growth": peak_build - base_rss,
         "phases": timed.seconds,
+        "interacted_cpu_s": (timed.client_cpu.get("write_rels:INTERACTED", 0.0)
+                             + timed.server_cpu.get("write_rels:INTERACTED", 0.0)),
+        "load_avg": os.getloadavg()[0],
     }
 
 
@@ -189,14 +216,16 @@ def _machine() -> str:
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("store", "interactions", "INTERACTED rel/s", "all rel/s", "build s", "peak RSS",
-            "RSS growth")
+    head = ("store", "interactions", "INTERACTED rel/s", "rel per CPU-s", "all rel/s", "build s",
+            "peak RSS", "RSS growth", "load")
     lines = [head]
     for r in rows:
         lines.append((
             r["store"], f"{r['interactions']:,}", f"{r['interactions'] / r['interacted_s']:,.0f}",
+            f"{r['interactions'] / r['interacted_cpu_s']:,.0f}",
             f"{r['relationships'] / r['total_s']:,.0f}", f"{r['total_s']:.1f}",
-            f"{r['peak_rss'] / 2**30:.2f} GiB", f"{r['build_growth'] / 2**30:.2f} GiB"))
+            f"{r['peak_rss'] / 2**30:.2f} GiB", f"{r['build_growth'] / 2**30:.2f} GiB",
+            f"{r['load_avg']:.1f}"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths)) + " |"
            for line in lines]

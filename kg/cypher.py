@@ -2,9 +2,11 @@
 
 Query text is assembled here, at import time, from the names in :mod:`kg.schema` only. Ids,
 titles, domains and every other value travel as parameters (``$rows``, ``$domain``, …), never in
-query text, so no input can change a query's meaning. Writes are batched
-``UNWIND $rows AS row MERGE …`` and idempotent: a batch sent twice leaves the graph as it was
-after the first.
+query text, so no input can change a query's meaning. Writes are batched and idempotent:
+nodes as ``UNWIND $rows AS row MERGE …``; relationships as columns packed into strings that the
+query splits and unwinds before it merges (see ``_rels_head`` for the layout and why). A batch
+sent twice leaves the graph as it was after the first. The ``CREATE_*`` variants serve first
+builds only, when there is nothing to merge with.
 
 The mapping tables at the end (``MERGE_NODES[label]`` …) let stores pick the query for a label
 or relationship type; each entry is one of the constants above them.

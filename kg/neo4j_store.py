@@ -2,8 +2,11 @@
 
 Every write runs in a managed transaction (``session.execute_write``), which the driver retries
 on transient errors (deadlocks, leader switches, a dropped connection) for up to
-``max_retry_time_s``. Each batch is one transaction of ``UNWIND $rows AS row MERGE …``, so a
-batch is either fully written or not at all, and rerunning any batch changes nothing.
+``max_retry_time_s``. Each batch is one transaction that unwinds its parameters and merges, so
+a batch is either fully written or not at all, and rerunning any batch changes nothing. While a
+label or relationship type has nothing in the domain yet (a first build), batches ``CREATE``
+instead of ``MERGE``; see :mod:`kg.cypher` for why that is safe and how relationship batches
+are packed.
 Opening the store checks the connection a bounded number of times and then raises
 :class:`~kg.errors.GraphStoreError` naming the URI; a refused login says so without the password.
 """
