@@ -294,13 +294,23 @@ class NetworkXStore:
     def rel_rows(self, rel: RelType, domain: str) -> pd.DataFrame:
         rel = RelType(rel)
         spec = RELS[rel]
-        cols: dict[str, list] = {c: [] for c in ("src", "dst", *spec.props)}
-        for u, v, _, d in self._domain_edges(domain, rel):
-            cols["src"].append(u[2])
-            cols["dst"].append(v[2])
-            for p in spec.props:
-                cols[p].append(d.get(p))
-        return finish_rel_rows(rel, cols)
+        name, props = str(rel), spec.props
+        src_ids: list[str] = []
+        dst_ids: list[str] = []
+        cols: dict[str, list] = {p: [] for p in props}
+        appends = [(cols[p].append, p) for p in props]
+        succ = self._graph._succ
+        # The export reads every relationship of a domain: a plain loop, no generator per edge.
+        for u, _ in self._domain_nodes(domain, spec.src):
+            uid = u[2]
+            for v, keyed in succ[u].items():
+                for k, d in keyed.items():
+                    if (k if k.__class__ is str else k[0]) == name:
+                        src_ids.append(uid)
+                        dst_ids.append(v[2])
+                        for append, p in appends:
+                            append(d.get(p))
+        return finish_rel_rows(rel, {"src": src_ids, "dst": dst_ids, **cols})
 
     def node_props(self, label: Label, domain: str, ids: Sequence[str]) -> dict[str, dict]:
         nodes = self._graph._node

@@ -153,9 +153,9 @@ from kg.builder import build_graph
 from kg.neo4j_store import Neo4jStore
 from kg.server import Neo4jServer
 from quality.gate import open_dataset
-home, folder = sys.argv[1], sys.argv[2]
+home, folder, bolt_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 dataset = open_dataset(folder)
-with Neo4jStore(Neo4jServer(Path(home)).settings(), batch_size=500) as store:
+with Neo4jStore(Neo4jServer(Path(home), bolt_port=bolt_port).settings(), batch_size=500) as store:
     print("writing", flush=True)
     build_graph(store, dataset)
 """
@@ -179,7 +179,8 @@ def test_a_build_killed_mid_write_converges_when_rerun(neo4j_store, neo4j_server
     expected = build_rows(dataset).expected_counts()
     home = request.config.rootpath / ".neo4j"
     home = Path(os.environ.get("KGREC_NEO4J_HOME", home))
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(home), str(folder)],
+    bolt_port = int(neo4j_server.uri.rsplit(":", 1)[1])
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(home), str(folder), str(bolt_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=request.config.rootpath)
     try:
@@ -209,3 +210,57 @@ def test_a_build_killed_mid_write_converges_when_rerun(neo4j_store, neo4j_server
     clean = snapshot(neo4j_store, "content")
     for key in clean:
         pd.testing.assert_frame_equal(converged[key], clean[key], obj=key)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_server_killed_mid_write_then_restarted_converges(neo4j_server, tmp_path, request):
+    """kill -9 of the server during a large write, a restart, then the same build again."""
+    from kg.server import Neo4jServer
+
+    # A private server (own home and ports, the shared jars), so killing it disturbs nobody.
+    shared = Path(os.environ.get("KGREC_NEO4J_HOME", request.config.rootpath / ".neo4j"))
+    home = tmp_path / "neo4j"
+    home.mkdir()
+    for name in ("lib", "plugins"):
+        (home / name).symlink_to(shared / name, target_is_directory=True)
+    server = Neo4jServer(home, bolt_port=_free_port(), http_port=_free_port(), heap="512m",
+                         pagecache="256m")
+    folder = _medium_dataset(tmp_path / "medium")
+    dataset = open_dataset(folder)
+    expected = build_rows(dataset).expected_counts()
+    settings = server.start(timeout=300)
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(home), str(folder),
+                                 str(server.bolt_port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=request.config.rootpath)
+        with Neo4jStore(settings) as watcher:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and proc.poll() is None:
+                if watcher.counts("content").edges["INTERACTED"] >= 2_000:
+                    break
+                time.sleep(0.2)
+            assert proc.poll() is None, f"the write ended before the kill:\n{proc.stdout.read()}"
+            os.kill(int(server.pid_file.read_text().strip()), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0 and "GraphStoreError" in out and settings.uri in out
+        assert settings.password.get_secret_value() not in out
+        settings = server.start(timeout=300)  # recovers the store from its transaction log
+        with Neo4jStore(settings, batch_size=2_000) as store:
+            meta = store.read_meta("content")
+            assert meta is not None and meta.complete is False
+            partial = store.counts("content").edges["INTERACTED"]
+            assert 0 < partial < expected.edges["INTERACTED"]
+            counts = build_graph(store, dataset)
+            assert counts.nodes == expected.nodes and counts.edges == expected.edges
+            got = store.rel_rows("INTERACTED", "content")
+            want = build_rows(dataset).rels["INTERACTED"]
+            assert sorted(zip(got.src, got.dst, got.ts)) == sorted(zip(want.src, want.dst, want.ts))
+    finally:
+        server.stop()
