@@ -158,6 +158,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="requests per lookup phase")
     ap.add_argument("--max-seconds", type=float, default=20, help="cap per phase")
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="measure an existing output root instead (skips the import and refresh)")
+    ap.add_argument("--domain", default=None, help="with --out: the domain to measure")
+    ap.add_argument("--graph", default="embedded", help="with --out: embedded or a bolt:// URI")
     args = ap.parse_args()
 
     import pandas as pd
@@ -165,8 +169,11 @@ def main() -> None:
     from flows.publishing import latest_publication
     from quality.gate import read_manifest
 
-    out, uri = prepare(args.work, args.data, args.epochs)
-    domain = read_manifest(args.work / "movielens").domain
+    if args.out is not None:
+        out, uri, domain = args.out, args.graph, args.domain
+    else:
+        out, uri = prepare(args.work, args.data, args.epochs)
+        domain = read_manifest(args.work / "movielens").domain
     pub = latest_publication(out, domain)
     recs = pd.read_parquet(pub.recommendations, columns=["user_id", "item_id", "rank"])
     users = recs["user_id"].unique().tolist()
@@ -185,7 +192,7 @@ def main() -> None:
             ("text cold start (POST text)", lambda: (
                 "POST", f"/v1/{domain}/recommendations", {"text": rng.choice(QUERIES) + f" {rng.randrange(10**6)}", "k": 20}),
              max(200, args.requests // 6), 4, "p99 <= 60 ms"),
-            ("explanation (Neo4j, 1 pair)", lambda: (
+            (f"explanation ({'Neo4j' if uri.startswith('bolt') else uri}, 1 pair)", lambda: (
                 "GET", "/v1/{}/users/{}/items/{}/explanation".format(domain, *rng.choice(pairs)), None),
              max(300, args.requests // 4), 4, "p99 <= 50 ms"),
             ("lookup + explanations (k=5)", lambda: (
