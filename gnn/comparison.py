@@ -10,9 +10,19 @@ Tuning rule, identical for every model (the "budget"):
   the same ``epochs`` / ``eval_every`` / ``patience`` and batch size;
 * the chosen setting is refitted on the whole train part (iterative models for the epoch count
   validation chose) and evaluated once on test;
-* kgrec additionally has two post-hoc numbers that need no refit, the weight of its EASE
-  residual and its new-item shift, chosen on a 5 × 4 grid on validation. They are part of the
-  model, so the ablation table shows kgrec without the residual as well.
+* kgrec additionally has post-hoc numbers that need no refit, chosen together on validation:
+  which residual (EASE with the tuned λ, on histories weighted by recency with a half-life of
+  ``recency_half_lives``), its weight (``blend_betas``) and the new-item shift
+  (``blend_shifts``): 3 × 5 × 4 = 60 grid points of top-20 lists, no retraining. They are
+  part of the model, so the ablation rows show kgrec without each of them.
+
+What "kgrec" is in this table: the fused text + id heterogeneous GNN
+(:mod:`gnn.models`), plus a residual of EASE scores on recency-weighted histories
+(:meth:`gnn.baselines.EASEScorer.with_recency`), carried to new items through their text
+neighbours (:class:`gnn.scoring.ContentTransferScorer`), combined by
+:class:`gnn.scoring.ResidualBlendScorer`, behind the cold-start chain gnn → text → friends →
+nearby → popular. ``ref:ease+recency`` is EASE given the same recency weighting: a reference
+row, not a baseline, so that the gain that weighting brings is visible on its own.
 
 Everything that is tuned sees only the train part; the test part is scored once per model.
 """
@@ -32,14 +42,14 @@ from gnn.evaluation import (INTERACTED, Interactions, ProtocolSplit, SplitConfig
                             split_interactions, validation_ndcg, with_train_edges)
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
-from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, FriendsScorer, NearbyScorer,
+from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
                          ResidualBlendScorer, evaluate_people, people_scores_from_embeddings, split_links)
 from gnn.training import TrainConfig, train_kgrec, train_lightgcn, tune_blend
 
 log = logging.getLogger(__name__)
 
 BASELINES = ("popular", "itemknn", "ease", "lightgcn", "text")
-ABLATIONS = ("no_residual", "no_text", "no_entities", "no_gnn", "no_id_dropout")
+ABLATIONS = ("no_residual", "no_recency", "no_transfer", "no_text", "no_entities", "no_gnn", "no_id_dropout")
 
 
 class ComparisonConfig(BaseModel):
@@ -62,10 +72,20 @@ class ComparisonConfig(BaseModel):
     kgrec's residual alike."""
     people_share: float = Field(0.2, ge=0, lt=1)
     """Share of user–user links held out to evaluate people-to-follow (0: no social eval)."""
-    blend_betas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
-    """Residual weights tried for kgrec."""
-    blend_shifts: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    blend_betas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    """Residual weights tried for kgrec (relative to the GNN's, both standardised per user)."""
+    blend_shifts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0)
     """New-item shifts tried for kgrec (in per-user standard deviations)."""
+    recency_half_lives: tuple[float | None, ...] = (None, 5.0, 20.0)
+    """History half-lives (in items) tried for kgrec's residual; None = unweighted history."""
+    transfer_k: int = Field(10, ge=1)
+    """Text neighbours through which a new item inherits the residual's scores."""
+    reference_rows: bool = True
+    """Also report ``ref:ease+recency``: EASE given the same recency weighting as kgrec's
+    residual (a reference, not a baseline: it shows how much of kgrec's gain that weighting is)."""
+    timing_rounds: int = Field(3, ge=0)
+    """Alternating one-epoch runs of PyG LightGCN and kgrec on the test-time train graph, for a
+    side-by-side seconds-per-epoch comparison under the same machine load (median reported)."""
 
 
 @dataclass(eq=False)
@@ -147,6 +167,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
             links, test_links = split_links(all_links, cfg.people_share, cfg.split.seed)
         else:
             links = all_links
+    log.info("split: %s", split.summary())
     test_ctx = _Context(data, split, links, item_pos, user_pos)
     val_ctx = _Context(data, val, links, item_pos, user_pos)
 
@@ -158,7 +179,12 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
                        has_text_item=features.has_text_item)
 
     def add(name: str, scorer, ctx: _Context) -> None:
-        frames.append(evaluate_scores(scorer, ctx.split, name))
+        t = time.perf_counter()
+        frame = evaluate_scores(scorer, ctx.split, name)
+        frames.append(frame)
+        row = frame.set_index("slice").loc["all"]
+        log.info("%s: test NDCG@20 %.4f recall@20 %.4f (scored in %.1fs; tuned %s)", name, row["ndcg@20"],
+                 row["recall@20"], time.perf_counter() - t, tuned.get(name, {}))
 
     # ---- popularity
     if "popular" in cfg.baselines:
@@ -169,8 +195,9 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     # ---- ItemKNN
     if "itemknn" in cfg.baselines:
         t0 = time.perf_counter()
-        vals = {k: validation_ndcg(val_ctx.with_pop(B.ItemKNNScorer(val_ctx.train, n_users, n_items, k)), val)
-                for k in B.ITEMKNN_GRID[:B.TUNING_BUDGET]}
+        grid = B.ITEMKNN_GRID[:B.TUNING_BUDGET]
+        widest = B.ItemKNNScorer(val_ctx.train, n_users, n_items, max(grid))     # truncated per k
+        vals = {k: validation_ndcg(val_ctx.with_pop(widest.with_k(k)), val) for k in grid}
         best_k = max(vals, key=vals.get)
         tuned["itemknn"] = {"k": best_k, "val": vals}
         t1 = time.perf_counter()
@@ -199,11 +226,11 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         t0 = time.perf_counter()
         m = train_lightgcn(val_ctx.train.user, val_ctx.train.item, n_users, n_items, cfg.lightgcn,
                            validate=lambda s: validation_ndcg(val_ctx.with_pop(s), val))
-        best_epoch = m.history.best_epoch
+        best_epoch, best_val = m.history.best_epoch, m.history.best_val
         t1 = time.perf_counter()
         m = train_lightgcn(test_ctx.train.user, test_ctx.train.item, n_users, n_items, cfg.lightgcn,
                            epochs=best_epoch)
-        tuned["lightgcn"] = {"epochs": best_epoch, "val": m.history.best_val}
+        tuned["lightgcn"] = {"epochs": best_epoch, "val": best_val}
         timings["lightgcn"] = {"tune_s": t1 - t0, "fit_s": time.perf_counter() - t1,
                                "s_per_epoch": m.history.seconds_per_epoch, "epochs": m.history.epochs_run}
         add("lightgcn", test_ctx.with_pop(m.scorer()), test_ctx)
@@ -225,37 +252,65 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
             add("text", test_ctx.with_pop(text_test), test_ctx)
 
     # ---- kgrec and ablations
-    variants = {"kgrec": (cfg.kgrec, True)}
+    has_text_item = features.has_text_item if features is not None else None
+    new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
+    new_test = ~np.isin(np.arange(n_items), test_ctx.train.item)
+
+    def residuals(ease, new, opts: dict) -> dict:
+        """Candidate residuals by label: EASE on recency-weighted histories, carried to new items."""
+        if not opts["residual"]:
+            return {"none": None}
+        out = {}
+        for h in (cfg.recency_half_lives if opts["recency"] else (None,)):
+            r = ease.with_recency(h)
+            if opts["transfer"] and x_item is not None:
+                r = ContentTransferScorer(r, x_item, new, has_text_item, cfg.transfer_k)
+            out[f"half_life={h}"] = r
+        return out
+
+    full = {"residual": True, "recency": True, "transfer": True, "text_layer": True}
+    variants = {"kgrec": (cfg.kgrec, full)}
     ab = {
-        "no_residual": (cfg.kgrec, False),
-        "no_text": (cfg.kgrec.model_copy(update={"use_text": False}), True),
-        "no_entities": (cfg.kgrec.model_copy(update={"use_entities": False}), True),
-        "no_gnn": (cfg.kgrec.model_copy(update={"num_layers": 0}), True),
-        "no_id_dropout": (cfg.kgrec.model_copy(update={"id_dropout": 0.0}), True),
+        "no_residual": (cfg.kgrec, full | {"residual": False}),
+        "no_recency": (cfg.kgrec, full | {"recency": False}),
+        "no_transfer": (cfg.kgrec, full | {"transfer": False}),
+        "no_text": (cfg.kgrec.model_copy(update={"use_text": False}),
+                    full | {"transfer": False, "text_layer": False}),
+        "no_entities": (cfg.kgrec.model_copy(update={"use_entities": False}), full),
+        "no_gnn": (cfg.kgrec.model_copy(update={"num_layers": 0}), full),
+        "no_id_dropout": (cfg.kgrec.model_copy(update={"id_dropout": 0.0}), full),
     }
     for a in cfg.ablations:
+        if a not in ab:
+            raise ValueError(f"unknown ablation {a!r}; expected one of {sorted(ab)}")
         variants[f"kgrec-{a}"] = ab[a]
-    fitted: dict[tuple, tuple] = {}
-    for name, (tcfg, residual) in variants.items():
+    fitted: dict[str, tuple] = {}
+    for name, (tcfg, opts) in variants.items():
         t0 = time.perf_counter()
         key = tcfg.model_dump_json()
+        text_layer_val = text_val if opts["text_layer"] else None
+        text_layer_test = text_test if opts["text_layer"] else None
         if key not in fitted:
+            # early stopping sees the model as it serves: behind its cold-start fallback
             m_val = train_kgrec(val_ctx.graph, features, tcfg,
-                                validate=lambda s: validation_ndcg(s, val))
+                                validate=lambda s: validation_ndcg(val_ctx.kgrec_chain(s, text_layer_val), val))
             t1 = time.perf_counter()
             m_test = train_kgrec(test_ctx.graph, features, tcfg, epochs=m_val.history.best_epoch)
             fitted[key] = (m_val, m_test, t1 - t0, time.perf_counter() - t1)
         m_val, m_test, tune_s, fit_s = fitted[key]
-        new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
-        new_test = ~np.isin(np.arange(n_items), test_ctx.train.item)
-        beta, shift, table = tune_blend(m_val.scorer(), ease_val if residual else None, val,
-                                        cfg.blend_betas, cfg.blend_shifts, new_items=new_val)
-        primary = ResidualBlendScorer(m_test.scorer(), ease_test if residual else None, beta, new_test, shift)
-        chain = test_ctx.kgrec_chain(primary, text_test)
-        add(name, chain, test_ctx)
+        t2 = time.perf_counter()
+        label, beta, shift, table = tune_blend(m_val.scorer(), residuals(ease_val, new_val, opts), val,
+                                               cfg.blend_betas, cfg.blend_shifts, new_items=new_val)
+        blend_s = time.perf_counter() - t2
+        res_test = residuals(ease_test, new_test, opts)[label]
+        primary = ResidualBlendScorer(m_test.scorer(), res_test, beta, new_test, shift)
+        chain = test_ctx.kgrec_chain(primary, text_layer_test)
         tuned[name] = {"epochs": m_val.history.best_epoch, "val_gnn": m_val.history.best_val,
-                       "beta": beta, "shift": shift, "val_blend": table[(beta, shift)]}
-        timings[name] = {"tune_s": tune_s, "fit_s": fit_s, "s_per_epoch": m_test.history.seconds_per_epoch,
+                       "residual": label, "beta": beta, "shift": shift,
+                       "val_blend": table[(label, beta, shift)], "grid_points": len(table)}
+        add(name, chain, test_ctx)
+        timings[name] = {"tune_s": tune_s, "fit_s": fit_s, "blend_tune_s": blend_s,
+                         "s_per_epoch": m_test.history.seconds_per_epoch,
                          "epochs": m_test.history.epochs_run, "total_s": time.perf_counter() - t0}
         if name == "kgrec" and test_links is not None and test_links.shape[1]:
             z = m_test.embeddings()["user"]
@@ -263,6 +318,34 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
                 evaluate_people(people_scores_from_embeddings(z), links, test_links, n_users, "kgrec"),
                 evaluate_people(CommonFriendsScorer(links, n_users), links, test_links, n_users, "common_friends"),
             ]))
+
+    # ---- reference (not a baseline): EASE with the recency weighting kgrec's residual uses
+    if cfg.reference_rows and "ease" in cfg.baselines:
+        vals = {h: validation_ndcg(val_ctx.with_pop(ease_val.with_recency(h)), val)
+                for h in cfg.recency_half_lives[:B.TUNING_BUDGET]}
+        h = max(vals, key=vals.get)
+        tuned["ref:ease+recency"] = {"half_life": h, "val": {str(k): v for k, v in vals.items()}}
+        add("ref:ease+recency", test_ctx.with_pop(ease_test.with_recency(h)), test_ctx)
+
+    if cfg.timing_rounds and "lightgcn" in cfg.baselines and "kgrec" in variants:
+        timings["side_by_side"] = time_epochs(test_ctx, features, cfg, cfg.timing_rounds)
     table = pd.concat(frames, ignore_index=True)
     return ComparisonResult(table, split.summary() | {"val_" + k: v for k, v in val.summary().items()},
                             tuned, timings)
+
+
+def time_epochs(ctx: _Context, features: NodeFeatures | None, cfg: ComparisonConfig, rounds: int) -> dict:
+    """Median seconds per epoch of PyG LightGCN and kgrec, alternating one epoch of each.
+
+    Alternating makes both see the same machine load (the benchmark box is shared), which a
+    comparison of two separate training runs cannot promise.
+    """
+    lg, kg = [], []
+    for _ in range(rounds):
+        m = train_lightgcn(ctx.train.user, ctx.train.item, ctx.n_users, ctx.n_items, cfg.lightgcn, epochs=1)
+        lg.append(m.history.seconds)
+        k = train_kgrec(ctx.graph, features, cfg.kgrec, epochs=1)
+        kg.append(k.history.seconds)
+    lg_s, kg_s = float(np.median(lg)), float(np.median(kg))
+    return {"lightgcn_s_per_epoch": lg_s, "kgrec_s_per_epoch": kg_s, "ratio": kg_s / lg_s,
+            "rounds": rounds, "batch_size": cfg.kgrec.batch_size}

@@ -88,7 +88,8 @@ class FusedNodeEncoder(nn.Module):
         """Layer-0 states.
 
         Args:
-            text: ``(x, has_text)`` per node type with text.
+            text: ``(x, has_text)`` per node type with text; rows whose mask is False are not
+                projected (so a caller can mask out nodes that take no part in scoring).
             id_mask: per id type, a bool ``[n]`` mask of nodes whose id embedding is used
                 (nodes unseen in training, and nodes dropped in this step, are False).
 
@@ -100,7 +101,11 @@ class FusedNodeEncoder(nn.Module):
             h = self.blank[t].expand(n, -1)
             if self.proj is not None and t in self.text_types and t in text:
                 x, has = text[t]
-                h = torch.where(has.unsqueeze(1), self.proj(x), h)
+                if bool(has.all()):
+                    h = self.proj(x)
+                else:
+                    rows = torch.nonzero(has).flatten()
+                    h = h.index_put((rows,), self.proj(x[rows]))
             if t in self.ids:
                 m = id_mask[t]
                 # a node with text keeps its text and adds its id; a node without text but

@@ -119,3 +119,19 @@ def test_with_train_edges_keeps_side_information():
     assert not (g["user", "interacted", "item"].edge_index[0] == 0).any()
     assert g["item", "mentions", "entity"].edge_index.shape == toy.data["item", "mentions", "entity"].edge_index.shape
     assert g["user", "follows", "user"].edge_index.shape[1] == 1
+
+
+def test_fast_validation_ndcg_matches_the_full_evaluation(random_log):
+    from gnn.evaluation import validation_ndcg
+
+    log, n_users, n_items = random_log
+    split = split_interactions(log, n_users, n_items)
+    rng = np.random.default_rng(0)
+    table = rng.random((n_users, n_items))      # continuous scores: no ties at the cut
+
+    def fn(users):
+        return table[users]
+
+    full = evaluate_scores(fn, split, "random").set_index("slice")
+    for name in ("all", "warm", "cold_item"):
+        assert validation_ndcg(fn, split, name) == pytest.approx(full.loc[name, "ndcg@20"], rel=1e-9)
