@@ -129,11 +129,13 @@ class GraphStore(Protocol):
 
     def write_nodes(self, label: Label, domain: str, rows: pd.DataFrame, build: str) -> int:
         """Merge nodes (``id`` + property columns), replacing their properties and stamping
-        ``build``. Returns the number of rows written."""
+        ``build``. Returns the number of rows written. Raises ``ValueError`` for a repeated id
+        and ``SchemaError`` for an empty or over-long one."""
 
     def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
         """Merge relationships (``src``, ``dst`` + properties) between existing nodes, stamping
-        ``build``. Raises ``SchemaError`` when an endpoint does not exist."""
+        ``build``. Raises ``SchemaError`` when an endpoint does not exist and ``ValueError``
+        when two rows share endpoints and key."""
 
     def delete_stale(self, domain: str, build: str) -> GraphCounts:
         """Delete the domain's built relationships, then nodes, whose stamp is not ``build``.
