@@ -443,6 +443,9 @@ class GraphStoreContract:
         assert explain(store, "social", "nobody", "i1") == []
 
 
+# ==================================================================== end GraphStoreContract
+
+
 # ============================================================================ EncoderContract
 # Owned by the text package (text/). Appended after the GraphStore block; edit only this block.
 # An encoder test class inherits EncoderContract and overrides the `encoder` fixture with a
