@@ -80,6 +80,34 @@ def _where(params: RefreshParams) -> str:
     return f"{Path(params.out).resolve()}|{_cache_dir(params).resolve()}"
 
 
+def _fresh(task_, path: Path):
+    # A cache hit returns a ref to a file. If that file is gone (an output folder deleted by
+    # hand), the task must run again and overwrite its cache entry instead of handing out a
+    # dead path; the key alone cannot know, since it is computed before the task writes.
+    return task_ if path.exists() else task_.with_options(refresh_cache=True)
+
+
+def _extract_path(ref: DatasetRef, params: RefreshParams, start: int, stop: int) -> Path:
+    return (_cache_dir(params) / ref.domain / "mentions"
+            / f"{ref.content_hash[:16]}-{params.extractor}-{start}-{stop}.parquet")
+
+
+def _link_path(ref: DatasetRef, params: RefreshParams, batches: list[ArtifactRef]) -> Path:
+    return _cache_dir(params) / ref.domain / "mentions" / f"linked-{_key(*[b.key for b in batches])[:16]}.parquet"
+
+
+def _features_path(ref: DatasetRef, graph: GraphRef, params: RefreshParams) -> Path:
+    return _cache_dir(params) / ref.domain / f"features-{_key(graph.build, params.encoder_model)[:16]}.npz"
+
+
+def _metrics_path(graph: GraphRef, features: ArtifactRef, params: RefreshParams) -> Path:
+    return Path(params.out) / graph.domain / "metrics" / f"metrics-{_key(graph.build, features.key)[:16]}.csv"
+
+
+def _model_path(graph: GraphRef, features: ArtifactRef, params: RefreshParams) -> Path:
+    return _cache_dir(params) / graph.domain / f"model-{_key(graph.build, features.key, params.k)[:16]}"
+
+
 # --------------------------------------------------------------------------- tasks
 
 
@@ -113,7 +141,8 @@ def validate_dataset(params: RefreshParams) -> DatasetRef:
 
 def _extract_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    return _key("extract", _where(p), inputs["ref"].content_hash, p.extractor, inputs["start"], inputs["stop"])
+    path = _extract_path(inputs["ref"], p, inputs["start"], inputs["stop"])
+    return _key("extract", _where(p), str(path))
 
 
 @task(name="extract-entities-batch", cache_key_fn=_extract_key, persist_result=True)
@@ -121,13 +150,14 @@ def extract_batch(ref: DatasetRef, params: RefreshParams, start: int, stop: int)
     """Entity mentions for items ``start:stop`` (one batch of the fan-out)."""
     from flows.steps import extract_item_batch
 
-    path = _cache_dir(params) / ref.domain / "mentions" / f"{ref.content_hash[:16]}-{params.extractor}-{start}-{stop}.parquet"
+    path = _extract_path(ref, params, start, stop)
     n = extract_item_batch(ref.load(), params.extractor, start, stop, path, _cache_dir(params))
     return ArtifactRef(path=str(path), key=_key(path.name), rows=n)
 
 
 def _link_key(ctx, inputs) -> str:
-    return _key("link", _where(inputs["params"]), *[r.key for r in inputs["batches"]])
+    path = _link_path(inputs["ref"], inputs["params"], inputs["batches"])
+    return _key("link", _where(inputs["params"]), str(path))
 
 
 @task(name="link-entities", cache_key_fn=_link_key, persist_result=True)
@@ -135,7 +165,7 @@ def link_batches(ref: DatasetRef, params: RefreshParams, batches: list[ArtifactR
     """Merge batch mentions and link surface forms into entities."""
     from flows.steps import link_mentions
 
-    path = _cache_dir(params) / ref.domain / "mentions" / f"linked-{_key(*[b.key for b in batches])[:16]}.parquet"
+    path = _link_path(ref, params, batches)
     n = link_mentions([Path(b.path) for b in batches], path, _cache_dir(params))
     return ArtifactRef(path=str(path), key=_key("linked", path.name), rows=n)
 
@@ -156,7 +186,8 @@ def build_graph(ref: DatasetRef, params: RefreshParams, mentions: ArtifactRef | 
 
 def _embed_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    return _key("embed", _where(p), inputs["graph"].build, p.encoder_model)
+    path = _features_path(inputs["ref"], inputs["graph"], p)
+    return _key("embed", _where(p), str(path))
 
 
 @task(name="embed-nodes", cache_key_fn=_embed_key, persist_result=True)
@@ -164,7 +195,7 @@ def embed(ref: DatasetRef, graph: GraphRef, params: RefreshParams, mentions: Art
     """Text embeddings of every node, aligned with the exported graph's vocabularies."""
     from flows.steps import embed_graph_nodes
 
-    path = _cache_dir(params) / ref.domain / f"features-{_key(graph.build, params.encoder_model)[:16]}.npz"
+    path = _features_path(ref, graph, params)
     embed_graph_nodes(ref.load(), Path(graph.export), Path(mentions.path) if mentions else None,
                       params.encoder_model, params.device, path, _cache_dir(params))
     return ArtifactRef(path=str(path), key=_key("features", path.name))
@@ -172,8 +203,10 @@ def embed(ref: DatasetRef, graph: GraphRef, params: RefreshParams, mentions: Art
 
 def _model_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    return _key(ctx.task.name, _where(p), inputs["graph"].build, inputs["features"].key, p.device, p.epochs,
-                p.baselines, p.ablations, p.seed, p.k)
+    maker = _metrics_path if ctx.task.name == "evaluate-models" else _model_path
+    path = maker(inputs["graph"], inputs["features"], p)
+    return _key(ctx.task.name, _where(p), str(path), inputs["graph"].build, inputs["features"].key,
+                p.device, p.epochs, p.baselines, p.ablations, p.seed, p.k)
 
 
 @task(name="evaluate-models", cache_key_fn=_model_key, persist_result=True)
@@ -181,7 +214,7 @@ def evaluate(graph: GraphRef, features: ArtifactRef, params: RefreshParams) -> A
     """The evaluation protocol: kgrec against the baselines, per slice, on one split."""
     from flows.steps import evaluate_domain
 
-    path = Path(params.out) / graph.domain / "metrics" / f"metrics-{_key(graph.build, features.key)[:16]}.csv"
+    path = _metrics_path(graph, features, params)
     table = evaluate_domain(Path(graph.export), Path(features.path), params.model_dump(), path)
     create_table_artifact(table.round(4).to_dict("records"), key=f"metrics-{graph.domain}",
                           description="kgrec vs baselines, by slice (full ranking)")
@@ -194,7 +227,7 @@ def train_and_recommend(graph: GraphRef, features: ArtifactRef, params: RefreshP
     """Train on all interactions and rank the catalogue for every user, cold ones included."""
     from flows.steps import recommend_domain
 
-    folder = _cache_dir(params) / graph.domain / f"model-{_key(graph.build, features.key, params.k)[:16]}"
+    folder = _model_path(graph, features, params)
     n = recommend_domain(ref.load(), Path(graph.export), Path(features.path), params.model_dump(), folder)
     return ArtifactRef(path=str(folder), key=_key("recs", folder.name), rows=n)
 
@@ -235,10 +268,12 @@ def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, Gra
     if params.extractor != "none":
         n_items = ref.load().items.shape[0]
         bounds = [(s, min(s + params.batch_items, n_items)) for s in range(0, n_items, params.batch_items)]
-        futures = [extract_batch.submit(ref, params, s, e) for s, e in bounds]
-        mentions = link_batches(ref, params, [f.result() for f in futures])
+        futures = [_fresh(extract_batch, _extract_path(ref, params, s, e)).submit(ref, params, s, e)
+                   for s, e in bounds]
+        batches = [f.result() for f in futures]
+        mentions = _fresh(link_batches, _link_path(ref, params, batches))(ref, params, batches)
     graph = build_graph(ref, params, mentions)
-    features = embed(ref, graph, params, mentions)
+    features = _fresh(embed, _features_path(ref, graph, params))(ref, graph, params, mentions)
     return ref, mentions, graph, features
 
 
@@ -246,7 +281,7 @@ def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, Gra
 def evaluate_domain(params: RefreshParams) -> str:
     """The evaluation protocol alone (no publication); returns the metrics CSV path."""
     _, _, graph, features = _prepare(params)
-    return evaluate(graph, features, params).path
+    return _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params).path
 
 
 @flow(name="refresh-domain", log_prints=True)
@@ -256,8 +291,10 @@ def refresh_domain(params: RefreshParams) -> dict:
     A failure in any step fails the run and leaves the previous publication as ``latest``.
     """
     ref, mentions, graph, features = _prepare(params)
-    metrics = evaluate(graph, features, params) if params.evaluate else None
-    recs = train_and_recommend(graph, features, params, ref)
+    metrics = None
+    if params.evaluate:
+        metrics = _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params)
+    recs = _fresh(train_and_recommend, _model_path(graph, features, params))(graph, features, params, ref)
     run_id = _run_id()
     path = publish(ref, graph, recs, metrics, params, run_id)
     summary = {"domain": ref.domain, "run_id": run_id, "publication": path,

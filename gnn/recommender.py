@@ -21,11 +21,11 @@ import scipy.sparse as sp
 import torch
 
 from gnn import baselines as B
-from gnn.comparison import _Context, _node_pos
-from gnn.evaluation import Interactions, ProtocolSplit, SplitConfig, split_interactions, validation_ndcg
+from gnn.comparison import ComparisonConfig, _Context, _node_pos
+from gnn.evaluation import Interactions, ProtocolSplit, split_interactions, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
-from gnn.scoring import ColdStartFallback, ResidualBlendScorer, recommend_all
+from gnn.scoring import ColdStartFallback, ContentTransferScorer, ResidualBlendScorer, recommend_all
 from gnn.training import KGRecModel, TrainConfig, train_kgrec, tune_blend
 
 log = logging.getLogger(__name__)
@@ -79,19 +79,32 @@ class FittedRecommender:
         return folder
 
 
+def _residuals(ease, new_items: np.ndarray, features: NodeFeatures | None, cfg: ComparisonConfig) -> dict:
+    """The residual candidates kgrec is evaluated with (see :func:`gnn.comparison.compare_models`):
+    EASE on recency-weighted histories, carried to new items through their text neighbours."""
+    out = {}
+    for h in cfg.recency_half_lives:
+        r = ease.with_recency(h)
+        if features is not None:
+            r = ContentTransferScorer(r, features.x_item, new_items, features.has_text_item, cfg.transfer_k)
+        out[f"half_life={h}"] = r
+    return out
+
+
 def fit_recommender(data, features: NodeFeatures | None, config: TrainConfig | None = None,
-                    split: SplitConfig | None = None, ease_max_items: int = 5000) -> FittedRecommender:
+                    comparison: ComparisonConfig | None = None) -> FittedRecommender:
     """Tune on a protocol split of all interactions, then refit everything on all of them.
 
     Args:
         data: the exported HeteroData with every interaction.
         features: text embeddings aligned with the graph (None: ids only).
         config: kgrec's training configuration (``epochs`` is the early-stopping ceiling).
-        split: the protocol used for tuning (seed + 1 of the evaluation's, as its validation).
-        ease_max_items: items modelled by the EASE residual.
+        comparison: the evaluation's settings (split, EASE cap, blend grid, recency, transfer);
+            the published model makes its choices with exactly these.
     """
     cfg = config or TrainConfig()
-    sp_cfg = (split or SplitConfig(seed=cfg.seed)).model_copy(update={"seed": (split or SplitConfig(seed=cfg.seed)).seed + 1})
+    cmp = comparison or ComparisonConfig()
+    sp_cfg = cmp.split.model_copy(update={"seed": cfg.seed + 1})
     n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     inter = Interactions.from_hetero(data).dedupe()
     item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
@@ -99,34 +112,38 @@ def fit_recommender(data, features: NodeFeatures | None, config: TrainConfig | N
     if FOLLOWS in data.edge_types and data[FOLLOWS].edge_index.shape[1] > 0:
         links = data[FOLLOWS].edge_index.cpu().numpy()
     timings, choices = {}, {}
+    text_kw = {}
+    if features is not None:
+        text_kw = dict(x_user=features.x_user, has_text_user=features.has_text_user,
+                       has_text_item=features.has_text_item)
 
     # ---- choices, on a protocol split of all interactions
     t0 = time.perf_counter()
     tune = split_interactions(inter, n_users, n_items, sp_cfg)
     ctx = _Context(data, tune, links, item_pos, user_pos)
-    m_tune = train_kgrec(ctx.graph, features, cfg, validate=lambda s: validation_ndcg(s, tune))
-    choices["epochs"] = int(m_tune.history.best_epoch or cfg.epochs)
-    lam_val = {}
-    ease_by_lam = {}
-    for lam in B.EASE_GRID[:B.TUNING_BUDGET]:
-        ease_by_lam[lam] = B.EASEScorer(ctx.train, n_users, n_items, lam, ease_max_items)
-        lam_val[lam] = validation_ndcg(ctx.with_pop(ease_by_lam[lam]), tune)
-    lam = max(lam_val, key=lam_val.get)
-    choices["ease_lambda"] = lam
-    new_tune = ~np.isin(np.arange(n_items), ctx.train.item)
-    beta, shift, _ = tune_blend(m_tune.scorer(), ease_by_lam[lam], tune, new_items=new_tune)
-    choices.update(beta=beta, shift=shift)
-    text_kw = {}
-    recent = None
+    text_tune, recent = None, None
     if features is not None:
-        text_kw = dict(x_user=features.x_user, has_text_user=features.has_text_user,
-                       has_text_item=features.has_text_item)
         vals = {r: validation_ndcg(ctx.with_pop(B.TextSimilarityScorer(features.x_item, ctx.train, n_users,
                                                                        recent=r, **text_kw)), tune)
                 for r in B.TEXT_GRID[:B.TUNING_BUDGET]}
         recent = max(vals, key=lambda r: vals[r])
         choices["text_recent"] = recent
-    del ease_by_lam, m_tune
+        text_tune = B.TextSimilarityScorer(features.x_item, ctx.train, n_users, recent=recent, **text_kw)
+    m_tune = train_kgrec(ctx.graph, features, cfg,
+                         validate=lambda s: validation_ndcg(ctx.kgrec_chain(s, text_tune), tune))
+    choices["epochs"] = int(m_tune.history.best_epoch or cfg.epochs)
+    lam_val = {}
+    for lam in B.EASE_GRID[:B.TUNING_BUDGET]:
+        lam_val[lam] = validation_ndcg(ctx.with_pop(B.EASEScorer(ctx.train, n_users, n_items, lam,
+                                                                 cmp.ease_max_items)), tune)
+    lam = max(lam_val, key=lam_val.get)
+    choices["ease_lambda"] = lam
+    ease_tune = B.EASEScorer(ctx.train, n_users, n_items, lam, cmp.ease_max_items)
+    new_tune = ~np.isin(np.arange(n_items), ctx.train.item)
+    label, beta, shift, _ = tune_blend(m_tune.scorer(), _residuals(ease_tune, new_tune, features, cmp), tune,
+                                       cmp.blend_betas, cmp.blend_shifts, new_items=new_tune)
+    choices.update(residual=label, beta=beta, shift=shift)
+    del ease_tune, m_tune
     timings["tune_s"] = time.perf_counter() - t0
 
     # ---- the published model, on everything
@@ -135,9 +152,10 @@ def fit_recommender(data, features: NodeFeatures | None, config: TrainConfig | N
     full = ProtocolSplit(n_users, n_items, inter, empty, np.empty(0, np.int64), np.empty(0, np.int64), sp_cfg)
     fctx = _Context(data, full, links, item_pos, user_pos)
     model = train_kgrec(fctx.graph, features, cfg, epochs=choices["epochs"])
-    ease = B.EASEScorer(inter, n_users, n_items, lam, ease_max_items)
     new_items = ~np.isin(np.arange(n_items), inter.item)
-    primary = ResidualBlendScorer(model.scorer(), ease, beta, new_items, shift)
+    ease = B.EASEScorer(inter, n_users, n_items, lam, cmp.ease_max_items)
+    residual = _residuals(ease, new_items, features, cmp)[label]
+    primary = ResidualBlendScorer(model.scorer(), residual, beta, new_items, shift)
     text = None
     if features is not None:
         text = B.TextSimilarityScorer(features.x_item, inter, n_users, recent=recent, **text_kw)

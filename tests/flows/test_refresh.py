@@ -116,3 +116,15 @@ def test_dask_task_runner_gives_the_same_recommendations(prefect_api, shared_cac
     rb = pd.read_parquet(Path(b["publication"]) / "recommendations.parquet")
     cols = ["user_id", "rank", "item_id", "reason"]
     pd.testing.assert_frame_equal(ra[cols].reset_index(drop=True), rb[cols].reset_index(drop=True))
+
+
+def test_rerun_after_output_folder_was_deleted(prefect_api, tmp_path):
+    # Prefect's task cache outlives the files it points to; a deleted output folder must make
+    # the cached steps run again, not hand out paths to files that are gone.
+    out = tmp_path / "out"
+    p = RefreshParams(dataset_dir=str(sample_path("travel")), out=str(out), **FAST)
+    refresh_domain(p)
+    shutil.rmtree(out)
+    again = refresh_domain(p)
+    check_publication(out, "travel")
+    assert Path(again["publication"]).exists()
