@@ -13,7 +13,9 @@ Tuning rule, identical for every model (the "budget"):
 * kgrec additionally has post-hoc numbers that need no refit, chosen together on validation:
   which residual (EASE with the tuned λ, on histories weighted by recency with a half-life of
   ``recency_half_lives``), its weight (``blend_betas``) and the new-item shift
-  (``blend_shifts``): 3 × 5 × 4 = 60 grid points of top-20 lists, no retraining. They are
+  (``blend_shifts``), and what new items get in the residual's place (the residual carried
+  over through text neighbours, or the text-only similarity): 3 × 2 × 5 × 4 = 120 grid
+  points of top-20 lists, no retraining. They are
   part of the model, so the ablation rows show kgrec without each of them.
 
 What "kgrec" is in this table: the fused text + id heterogeneous GNN
@@ -43,6 +45,7 @@ from gnn.evaluation import (INTERACTED, Interactions, ProtocolSplit, SplitConfig
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
+                         SplitResidualScorer,
                          ResidualBlendScorer, evaluate_people, people_scores_from_embeddings, split_links)
 from gnn.training import TrainConfig, train_kgrec, train_lightgcn, tune_blend
 
@@ -139,6 +142,29 @@ class _Context:
             layers.append(("nearby", self.nearby))
         layers.append(("popular", self.pop))
         return ColdStartFallback(layers)
+
+
+FULL_MODEL = {"residual": True, "recency": True, "transfer": True, "text_layer": True}
+"""The parts of kgrec beyond the GNN; the ablations switch them off one at a time."""
+
+
+def residual_candidates(ease, new: np.ndarray, x_item, has_text_item, text, cfg: ComparisonConfig,
+                        opts: dict = FULL_MODEL) -> dict:
+    """kgrec's candidate residuals by label: EASE on recency-weighted histories, with new items
+    scored by the residual carried over through text neighbours or by text similarity."""
+    if not opts["residual"]:
+        return {"none": None}
+    out = {}
+    for h in (cfg.recency_half_lives if opts["recency"] else (None,)):
+        r = ease.with_recency(h)
+        if opts["transfer"] and x_item is not None:
+            out[f"half_life={h},new=transfer"] = SplitResidualScorer(
+                r, ContentTransferScorer(r, x_item, new, has_text_item, cfg.transfer_k), new)
+            if text is not None:
+                out[f"half_life={h},new=text"] = SplitResidualScorer(r, text, new)
+        else:
+            out[f"half_life={h}"] = r
+    return out
 
 
 def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig | None = None) -> ComparisonResult:
@@ -256,19 +282,10 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
     new_test = ~np.isin(np.arange(n_items), test_ctx.train.item)
 
-    def residuals(ease, new, opts: dict) -> dict:
-        """Candidate residuals by label: EASE on recency-weighted histories, carried to new items."""
-        if not opts["residual"]:
-            return {"none": None}
-        out = {}
-        for h in (cfg.recency_half_lives if opts["recency"] else (None,)):
-            r = ease.with_recency(h)
-            if opts["transfer"] and x_item is not None:
-                r = ContentTransferScorer(r, x_item, new, has_text_item, cfg.transfer_k)
-            out[f"half_life={h}"] = r
-        return out
+    def residuals(ease, new, opts: dict, text) -> dict:
+        return residual_candidates(ease, new, x_item, has_text_item, text, cfg, opts)
 
-    full = {"residual": True, "recency": True, "transfer": True, "text_layer": True}
+    full = FULL_MODEL
     variants = {"kgrec": (cfg.kgrec, full)}
     ab = {
         "no_residual": (cfg.kgrec, full | {"residual": False}),
@@ -299,10 +316,10 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
             fitted[key] = (m_val, m_test, t1 - t0, time.perf_counter() - t1)
         m_val, m_test, tune_s, fit_s = fitted[key]
         t2 = time.perf_counter()
-        label, beta, shift, table = tune_blend(m_val.scorer(), residuals(ease_val, new_val, opts), val,
+        label, beta, shift, table = tune_blend(m_val.scorer(), residuals(ease_val, new_val, opts, text_val), val,
                                                cfg.blend_betas, cfg.blend_shifts, new_items=new_val)
         blend_s = time.perf_counter() - t2
-        res_test = residuals(ease_test, new_test, opts)[label]
+        res_test = residuals(ease_test, new_test, opts, text_test)[label]
         primary = ResidualBlendScorer(m_test.scorer(), res_test, beta, new_test, shift)
         chain = test_ctx.kgrec_chain(primary, text_layer_test)
         tuned[name] = {"epochs": m_val.history.best_epoch, "val_gnn": m_val.history.best_val,

@@ -170,16 +170,22 @@ def build_propagation_graph(data, relations: tuple[tuple[str, str, str], ...],
 
 
 class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ h`` for a constant symmetric sparse ``A``: the gradient is ``A @ grad``."""
+    """``A @ h`` for a constant symmetric sparse ``A``: the gradient is ``A @ grad``.
+
+    Both products run in float32: under CUDA autocast the incoming gradient is bfloat16, and
+    cuSPARSE has no float32 × bfloat16 SpMM ("operation not supported"), so mixed precision
+    stops at the sparse propagation and the gradient goes back in the input's dtype.
+    """
 
     @staticmethod
     def forward(ctx, adj: Tensor, h: Tensor) -> Tensor:  # type: ignore[override]
         ctx.adj = adj
-        return adj @ h
+        ctx.in_dtype = h.dtype
+        return adj @ h.float()
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, ctx.adj @ grad
+        return None, (ctx.adj @ grad.float()).to(ctx.in_dtype)
 
 
 class KGRecGNN(nn.Module):

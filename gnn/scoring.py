@@ -254,6 +254,34 @@ class ContentTransferScorer(IndexScorer):
         return s
 
 
+class SplitResidualScorer(IndexScorer):
+    """One scorer for items with train interactions, another for new items, each standardised
+    per user over its own items, so the two halves of a row share one scale.
+
+    Args:
+        warm: scorer for items with interactions (e.g. EASE).
+        new: scorer for the new items (e.g. text similarity, or a content transfer).
+        new_items: bool ``[n_items]``.
+    """
+
+    name = "split"
+
+    def __init__(self, warm: Scorer, new: Scorer, new_items: np.ndarray) -> None:
+        self.warm, self.new = warm, new
+        self.n_users, self.n_items = warm.n_users, warm.n_items
+        self.new_items = np.asarray(new_items, bool)
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        w = self.warm.score(users)
+        dead = np.isnan(w).all(1)
+        out = np.full_like(w, np.nan)
+        for mask, s in ((~self.new_items, w), (self.new_items, self.new.score(users))):
+            if mask.any():
+                out[:, mask] = ResidualBlendScorer.standardise(s[:, mask])
+        out[dead] = np.nan
+        return out
+
+
 class FriendsScorer(IndexScorer):
     """What a user's friends interacted with: the number of friends per item (NaN when none).
 

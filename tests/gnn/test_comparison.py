@@ -82,3 +82,17 @@ def test_tuning_stayed_inside_the_budget_and_timings_are_reported(result):
     assert len(result.tuned["ease"]["val"]) <= 4 and len(result.tuned["itemknn"]["val"]) <= 4
     assert result.timings["kgrec"]["s_per_epoch"] > 0 and result.timings["lightgcn"]["s_per_epoch"] > 0
     assert result.split["cold_users"] > 0 and result.split["cold_items"] > 0
+
+
+def test_fit_recommender_publishes_k_unseen_rows_for_every_user_with_reasons():
+    from gnn.recommender import fit_recommender
+
+    data, features = planted_graph(n_users=60, n_items=80)
+    quick = TrainConfig(dim=16, epochs=4, eval_every=2, batch_size=256, num_negatives=32, device="cpu")
+    rec = fit_recommender(data, features, ComparisonConfig(kgrec=quick, blend_betas=(1.0,), blend_shifts=(0.0,)))
+    recs = rec.recommend(k=10)
+    assert recs.groupby("user_idx").size().reindex(range(60)).eq(10).all()
+    seen = rec.seen
+    assert not np.asarray(seen[recs.user_idx.to_numpy(), recs.item_idx.to_numpy()]).any()
+    assert set(recs["reason"]) <= {"gnn", "text", "friends", "nearby", "popular"}
+    assert {"ease_lambda", "epochs", "beta", "shift", "residual"} <= set(rec.tuned)
