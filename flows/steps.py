@@ -203,12 +203,15 @@ def evaluate_domain(export_path: Path, features_path: Path, params: dict, out_cs
 def recommend_domain(dataset: Dataset, export_path: Path, features_path: Path, params: dict,
                      folder: Path) -> int:
     """Fit on all interactions, recommend for every user, save recommendations + serving model."""
+    from gnn.comparison import ComparisonConfig, _node_pos
+    from gnn.evaluation import SplitConfig
     from gnn.recommender import fit_recommender
 
     export = load_export(export_path)
     features = load_features(features_path)
-    rec = fit_recommender(export["data"], features, _train_config(params))
-    frame = rec.recommend_all(k=int(params.get("k", 20)))
+    cfg = ComparisonConfig(split=SplitConfig(seed=params.get("seed", 42)), kgrec=_train_config(params))
+    rec = fit_recommender(export["data"], features, cfg)
+    frame = rec.recommend(k=int(params.get("k", 20)))
     vocab = export["vocab"]
     users = np.asarray(vocab["user"], dtype=object)
     items = np.asarray(vocab["item"], dtype=object)
@@ -221,7 +224,7 @@ def recommend_domain(dataset: Dataset, export_path: Path, features_path: Path, p
     })
     folder.mkdir(parents=True, exist_ok=True)
     out.to_parquet(folder / "recommendations.parquet", index=False)
-    rec.save(folder / "model", vocab)
+    rec.save(folder / "model", vocab, features, _node_pos(export["data"], "item"))
     return len(out)
 
 

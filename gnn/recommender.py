@@ -48,6 +48,35 @@ class Recommender:
         """Top-k for every user (``user_idx, rank, item_idx, score, reason``)."""
         return recommend_all(self.chain, self.seen, users, k)
 
+    def save(self, folder, vocab: dict, features: NodeFeatures | None = None, item_pos=None):
+        """Write what the HTTP API needs to answer users it has never seen, without retraining.
+
+        ``serving.pt`` holds plain tensors and arrays (final GNN states, masks, popularity,
+        item text vectors, coordinates, the vocabularies); ``kgrec_model.pt`` the trained
+        network, which places new users from text and friends.
+        """
+        from pathlib import Path
+
+        import torch
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        z = self.model.embeddings()
+        torch.save({
+            "vocab": {k: list(v) for k, v in vocab.items()},
+            "z_user": z["user"],
+            "z_item": z["item"],
+            "user_ok": self.model.user_ok,
+            "item_ok": self.model.item_ok,
+            "popularity": np.asarray(self.seen.sum(0)).ravel().astype(np.float64),
+            "x_item": None if features is None else features.x_item,
+            "has_text_item": None if features is None else features.has_text_item,
+            "item_pos": item_pos,
+            "choices": self.tuned,
+        }, folder / "serving.pt")
+        torch.save(self.model, folder / "kgrec_model.pt")
+        return folder
+
 
 def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfig | None = None) -> Recommender:
     """Tune on a validation carve-out of all interactions, refit on all, build the chain.
