@@ -10,6 +10,9 @@ Tuning rule, identical for every model (the "budget"):
   the same ``epochs`` / ``eval_every`` / ``patience`` and batch size;
 * the chosen setting is refitted on the whole train part (iterative models for the epoch count
   validation chose) and evaluated once on test;
+* kgrec's blend is chosen for validation all-slice NDCG@20 among the grid points that keep
+  validation warm-slice NDCG@20 at least ``warm_guard`` × the tuned EASE's (the issue: "do not
+  give warm users away"); the guard uses validation data only;
 * kgrec additionally has post-hoc numbers that need no refit, chosen together on validation:
   which residual (EASE with the tuned λ, on histories weighted by recency with a half-life of
   ``recency_half_lives``), its weight (``blend_betas``) and the new-item shift
@@ -83,6 +86,9 @@ class ComparisonConfig(BaseModel):
     """History half-lives (in items) tried for kgrec's residual; None = unweighted history."""
     transfer_k: int = Field(10, ge=1)
     """Text neighbours through which a new item inherits the residual's scores."""
+    warm_guard: float | None = Field(0.98, gt=0)
+    """kgrec's blend must keep validation warm-slice NDCG@20 at or above this share of the
+    tuned EASE's (None: no guard, pure all-slice NDCG)."""
     reference_rows: bool = True
     """Also report ``ref:ease+recency``: EASE given the same recency weighting as kgrec's
     residual (a reference, not a baseline: it shows how much of kgrec's gain that weighting is)."""
@@ -301,6 +307,10 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         if a not in ab:
             raise ValueError(f"unknown ablation {a!r}; expected one of {sorted(ab)}")
         variants[f"kgrec-{a}"] = ab[a]
+    min_warm = None
+    if cfg.warm_guard is not None:
+        min_warm = cfg.warm_guard * validation_ndcg(val_ctx.with_pop(ease_val), val, "warm")
+        tuned["warm_guard"] = {"share": cfg.warm_guard, "min_val_warm_ndcg": min_warm}
     fitted: dict[str, tuple] = {}
     for name, (tcfg, opts) in variants.items():
         t0 = time.perf_counter()
@@ -317,7 +327,8 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         m_val, m_test, tune_s, fit_s = fitted[key]
         t2 = time.perf_counter()
         label, beta, shift, table = tune_blend(m_val.scorer(), residuals(ease_val, new_val, opts, text_val), val,
-                                               cfg.blend_betas, cfg.blend_shifts, new_items=new_val)
+                                               cfg.blend_betas, cfg.blend_shifts, new_items=new_val,
+                                               min_warm=min_warm)
         blend_s = time.perf_counter() - t2
         res_test = residuals(ease_test, new_test, opts, text_test)[label]
         primary = ResidualBlendScorer(m_test.scorer(), res_test, beta, new_test, shift)

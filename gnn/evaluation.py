@@ -378,18 +378,27 @@ def validation_ndcg(score_fn: ScoreFn, split: ProtocolSplit, slice_name: str = "
     tuning grid costs a fraction of a full evaluation. Same tie rule as :func:`rank_test_pairs`
     except that ties exactly at the k-th place may be broken differently.
     """
+    return validation_ndcgs(score_fn, split, (slice_name,), batch_size)[slice_name]
+
+
+def validation_ndcgs(score_fn: ScoreFn, split: ProtocolSplit, slices: tuple[str, ...] = ("all",),
+                     batch_size: int = 512) -> dict[str, float]:
+    """NDCG@k of several slices from one pass of top-k lists (see :func:`validation_ndcg`)."""
     k = split.config.k
-    test = split.test
     codes = split.test_slices()
-    if slice_name != "all":
-        keep = codes == {"warm": WARM, "cold_user": COLD_USER, "cold_item": COLD_ITEM}[slice_name]
-        test = test.select(keep)
-    users = np.unique(test.user)
+    rel, users = {}, set()
+    for name in slices:
+        keep = np.ones(len(codes), bool) if name == "all" else \
+            codes == {"warm": WARM, "cold_user": COLD_USER, "cold_item": COLD_ITEM}[name]
+        t = split.test.select(keep)
+        rel[name] = t.csr(split.n_users, split.n_items)
+        users.update(np.unique(t.user).tolist())
+    users = np.array(sorted(users), dtype=np.int64)
+    totals = {name: 0.0 for name in slices}
+    counts = {name: 0 for name in slices}
     if len(users) == 0:
-        return 0.0
+        return totals
     seen = split.train_matrix()
-    rel = test.csr(split.n_users, split.n_items)
-    total = 0.0
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.r_[0.0, np.cumsum(disc)]
     for b0 in range(0, len(users), batch_size):
@@ -399,11 +408,17 @@ def validation_ndcg(score_fn: ScoreFn, split: ProtocolSplit, slice_name: str = "
         sub = seen[ub]
         s[np.repeat(np.arange(len(ub)), np.diff(sub.indptr)), sub.indices] = -np.inf
         top = torch.topk(torch.from_numpy(s), min(k, split.n_items), dim=1).indices.numpy()
-        r = rel[ub]
-        hits = M.topk_hits(top, r.indptr, r.indices, split.n_items)
-        n_rel = np.diff(r.indptr)
-        total += float(((hits * disc[:hits.shape[1]]).sum(1) / ideal[np.minimum(n_rel, k)]).sum())
-    return total / len(users)
+        for name in slices:
+            r = rel[name][ub]
+            n_rel = np.diff(r.indptr)
+            ok = n_rel > 0
+            if not ok.any():
+                continue
+            hits = M.topk_hits(top, r.indptr, r.indices, split.n_items)
+            dcg = (hits * disc[:hits.shape[1]]).sum(1)
+            totals[name] += float((dcg[ok] / ideal[np.minimum(n_rel[ok], k)]).sum())
+            counts[name] += int(ok.sum())
+    return {name: totals[name] / counts[name] if counts[name] else 0.0 for name in slices}
 
 
 def with_train_edges(data, train: Interactions):

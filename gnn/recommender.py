@@ -123,9 +123,11 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
     new_full = ~np.isin(np.arange(n_items), full_ctx.train.item)
     ease_val = B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)
+    min_warm = (cfg.warm_guard * validation_ndcg(val_ctx.with_pop(ease_val), val, "warm")
+                if cfg.warm_guard is not None else None)
     label, beta, shift, table = tune_blend(
         m_val.scorer(), residual_candidates(ease_val, new_val, x_item, has_text_item, text_val, cfg, FULL_MODEL),
-        val, cfg.blend_betas, cfg.blend_shifts, new_items=new_val)
+        val, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, min_warm=min_warm)
     tuned.update(residual=label, beta=beta, shift=shift, val_ndcg=table[(label, beta, shift)])
     log.info("recommender tuned on validation: %s", tuned)
 

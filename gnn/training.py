@@ -527,7 +527,7 @@ def train_lightgcn(users: np.ndarray, items: np.ndarray, n_users: int, n_items: 
 # blend tuning
 
 def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0),
-               shifts=(0.0,), new_items: np.ndarray | None = None):
+               shifts=(0.0,), new_items: np.ndarray | None = None, min_warm: float | None = None):
     """Choose the residual, its weight and the new-item shift of a
     :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
 
@@ -541,11 +541,16 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
         betas: residual weights to try.
         shifts: new-item shifts to try (per-user standard deviations).
         new_items: bool mask of items without train interactions.
+        min_warm: when given, only grid points whose warm-slice validation NDCG@20 reaches it
+            are eligible (if none does, the one with the best warm NDCG is taken): new items
+            may win slots in the lists, but not at any price to the users the id models
+            already serve well.
 
     Returns:
-        ``(label, beta, shift, table)`` with ``table`` mapping every grid point to its NDCG.
+        ``(label, beta, shift, table)`` with ``table`` mapping every grid point to its
+        all-slice NDCG (``warm`` holds the warm-slice values when ``min_warm`` is given).
     """
-    from gnn.evaluation import validation_ndcg
+    from gnn.evaluation import validation_ndcgs
     from gnn.scoring import ResidualBlendScorer
 
     users = np.unique(val_split.test.user)
@@ -553,7 +558,7 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
     row_of[users] = np.arange(len(users))
     shifts = shifts if new_items is not None and np.any(new_items) else (0.0,)
     p = None
-    table = {}
+    table, warm = {}, {}
     for label, residual in residuals.items():
         blend = ResidualBlendScorer(primary, residual, 0.0, new_items, 0.0)
         pp = np.empty((len(users), primary.n_items), np.float32)
@@ -567,6 +572,13 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
                 def fn(ub, beta=beta, shift=shift, r=r, blend=blend):
                     rows = row_of[ub]
                     return blend.combine(p[rows].astype(np.float64), r[rows].astype(np.float64), beta, shift)
-                table[(label, beta, shift)] = validation_ndcg(fn, val_split)
-    best = max(table, key=lambda k: (table[k], -k[1], -abs(k[2])))
+                got = validation_ndcgs(fn, val_split, ("all", "warm") if min_warm is not None else ("all",))
+                table[(label, beta, shift)] = got["all"]
+                if min_warm is not None:
+                    warm[(label, beta, shift)] = got["warm"]
+    eligible = [k for k in table if min_warm is None or warm[k] >= min_warm]
+    if eligible:
+        best = max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2])))
+    else:
+        best = max(table, key=lambda k: (warm[k], table[k]))
     return best[0], best[1], best[2], table
