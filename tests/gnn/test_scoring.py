@@ -123,3 +123,39 @@ class TestFallbackChain(ScorerContract):
         nan_table = _Table(np.full((scorer_toy.n_users, scorer_toy.n_items), np.nan))
         return ColdStartFallback([("gnn", nan_table),
                                   ("popular", PopularityScorer(scorer_toy.train, scorer_toy.n_users, scorer_toy.n_items))])
+
+
+def test_content_transfer_gives_new_items_their_text_neighbours_scores():
+    from gnn.scoring import ContentTransferScorer
+
+    # items 0, 1 have interactions; item 2 is new and its text equals item 1's
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    base = _Table([[5.0, 1.0, np.nan], [np.nan, np.nan, np.nan]])
+    t = ContentTransferScorer(base, x, new_items=np.array([False, False, True]), k=1)
+    s = t.score(np.array([0, 1]))
+    np.testing.assert_allclose(s[0], [5.0, 1.0, 1.0])
+    assert np.isnan(s[1]).all()          # a user the base cannot score stays unscored
+
+
+def test_split_residual_standardises_each_half_on_its_own():
+    from gnn.scoring import SplitResidualScorer
+
+    warm = _Table([[100.0, 200.0, np.nan, np.nan]])
+    new = _Table([[np.nan, np.nan, 0.1, 0.3]])
+    s = SplitResidualScorer(warm, new, np.array([False, False, True, True])).score(np.array([0]))[0]
+    np.testing.assert_allclose(s, [-1.0, 1.0, -1.0, 1.0])
+
+
+def test_recency_weights_favour_the_latest_items():
+    from gnn.baselines import EASEScorer, recency_weights
+    from gnn.evaluation import Interactions
+
+    t = Interactions.from_arrays([0, 0, 0, 1], [0, 1, 2, 0], ts=[10, 30, 20, 5])
+    w = recency_weights(t, half_life=1.0, floor=0.0)
+    np.testing.assert_allclose(w, [0.25, 1.0, 0.5, 1.0])
+    ease = EASEScorer(t, 2, 3, lam=1.0)
+    x = ease.with_recency(1.0, floor=0.0).x.toarray()
+    np.testing.assert_allclose(x[0, np.searchsorted(ease.items, [0, 1, 2])], [0.25, 1.0, 0.5])
+    assert ease.with_recency(None).x is ease.x
+    with pytest.raises(ValueError, match="half_life"):
+        recency_weights(t, 0.0)

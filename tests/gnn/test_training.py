@@ -134,3 +134,19 @@ class TestKGRecScorer(ScorerContract):
                         TOY_CONFIG.model_copy(update={"use_text": False, "epochs": 5}))
         s = m.scorer().score(np.array([0]))
         assert np.isfinite(s[0, np.unique(scorer_toy.train.item)]).all()
+
+
+def test_blend_tuning_respects_the_warm_guard(toy):
+    from gnn.evaluation import Interactions, split_interactions, SplitConfig
+    from gnn.training import tune_blend
+    from gnn.baselines import EASEScorer
+
+    split = split_interactions(toy.train, toy.n_users, toy.n_items,
+                               SplitConfig(cold_user_share=0, cold_item_share=0, test_share=0.3))
+    ease = EASEScorer(split.train, toy.n_users, toy.n_items, lam=1.0)
+    gnn = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 3})).scorer()
+    free = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None)
+    guarded = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
+                         min_warm=2.0)                  # unreachable: falls back to the best warm point
+    assert free[0] == "ease" and len(free[3]) == 2
+    assert guarded[1] in (0.5, 4.0)
