@@ -43,7 +43,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from gnn import baselines as B
-from gnn.evaluation import (INTERACTED, Interactions, ProtocolSplit, SplitConfig, evaluate_scores,
+from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, evaluate_scores,
                             split_interactions, validation_ndcg, with_train_edges)
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS

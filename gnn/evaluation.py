@@ -40,7 +40,6 @@ every test pair of the user. Metrics are averaged over the users of each slice
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
