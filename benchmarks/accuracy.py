@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -47,17 +46,11 @@ log = logging.getLogger("benchmarks.accuracy")
 def machine_info(device: str) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from machine import describe
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{platform.node()} | {cpu} | {usable} usable cores (of {os.cpu_count()}) | "
-            f"load {os.getloadavg()[0]:.2f} | torch {torch.__version__} threads {torch.get_num_threads()} | "
-            f"GPU {gpu} | device {device} | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    return describe(f"torch {torch.__version__} threads {torch.get_num_threads()}", f"GPU {gpu}",
+                    f"device {device}")
 
 
 def prepare(fmt: str, src: Path, work: Path, device: str, fresh: bool = False) -> tuple:

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import pickle
-import platform
 import resource
 import subprocess
 import sys
@@ -203,16 +202,9 @@ def _run_child(store: str, pickled: Path, work: Path, batch_size: int) -> dict:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+    from machine import describe
+
+    return describe()
 
 
 def _table(rows: list[dict]) -> str:

@@ -15,8 +15,6 @@ reported on its own line ("gx import") so the per-dataset gate times compare fai
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,26 +35,15 @@ GATE_TARGET_S = 15.0
 def machine_info() -> str:
     import pandas as pd
 
+    from machine import describe
+
     try:
         import great_expectations as gx
 
         gx_version = gx.__version__
     except Exception:  # reported, not fatal: the table still says what ran
         gx_version = "?"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        load = "%.2f" % os.getloadavg()[0]
-    except OSError:
-        load = "?"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{platform.node()} | {cpu} | {usable} usable cores (of {os.cpu_count()}) | "
-            f"load {load} | Python {platform.python_version()} | pandas {pd.__version__} | "
-            f"great_expectations {gx_version} | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    return describe(f"pandas {pd.__version__}", f"great_expectations {gx_version}")
 
 
 def main(argv: list[str] | None = None) -> int:

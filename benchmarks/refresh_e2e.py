@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -81,8 +82,7 @@ def main() -> None:
         print(f"{name}: first {first:.0f}s, re-run {second:.0f}s, peak {peak1:.2f} GB", file=sys.stderr)
 
     lines = [
-        f"machine: {platform.node()} · {os.cpu_count()} cores · {platform.processor() or platform.machine()} · "
-        f"python {platform.python_version()} · evaluate={'no' if args.no_evaluate else 'yes'}",
+        "machine: " + describe("evaluate=" + ("no" if args.no_evaluate else "yes")),
         "",
         "| dataset | first run (s) | unchanged re-run (s) | peak RSS (GB) | ok |",
         "|---|---|---|---|---|",

@@ -139,15 +139,9 @@ async def load(base: str, make_request, n: int, concurrency: int, max_s: float) 
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    from machine import describe
+
+    return describe(platform.system())
 
 
 def main() -> None:
