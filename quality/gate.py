@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from quality.contract import DOMAINS, FILES, DatasetManifest, FileSpec, find_file
+from quality.contract import DOMAINS, FILES, DatasetManifest, find_file
 from quality.dataset import Dataset
 from quality.errors import DataQualityError, DataWarning, RuleFailure
 from quality.suites import BADTIME, KNOWN, NUM, NUMBER_COLUMNS, SELF, TIME_COLUMNS, UNIX, run_suites
