@@ -15,24 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flows.steps import load_features  # noqa: E402 (numpy/pandas only: runs where Prefect is absent)
 from gnn.comparison import ComparisonConfig, compare_models  # noqa: E402
-from gnn.fusion import NodeFeatures  # noqa: E402
 from gnn.training import TrainConfig  # noqa: E402
-
-
-def load_features(path: Path) -> NodeFeatures:
-    z = np.load(path)
-
-    def t(name):
-        return torch.from_numpy(z[name]) if name in z.files and len(z[name]) else None
-
-    return NodeFeatures(x_item=torch.from_numpy(z["x_item"]), x_user=t("x_user"), has_text_user=t("has_text_user"),
-                        x_entity=t("x_entity"), x_category=t("x_category"), has_text_item=t("has_text_item"))
 
 
 def main() -> None:

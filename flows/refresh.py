@@ -9,7 +9,6 @@ tasks (the graph store, an LLM endpoint) retry.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Literal
@@ -21,8 +20,6 @@ from prefect.context import get_run_context
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.refs import ArtifactRef, DatasetRef, GraphRef, digest
-
-log = logging.getLogger("kgrec.flows")
 
 
 class RefreshParams(BaseModel):
@@ -251,14 +248,12 @@ def publish(ref: DatasetRef, graph: GraphRef, recs: ArtifactRef, metrics: Artifa
 def _run_id() -> str:
     from flows.publishing import new_run_id
 
+    # The run id carries the flow run's start time, so folders sort like the Prefect UI's runs.
     try:
-        ctx = get_run_context()
-        fr = getattr(ctx, "flow_run", None)
-        if fr is not None:
-            return new_run_id(fr.start_time or fr.expected_start_time) if (fr.start_time or fr.expected_start_time) else new_run_id()
-    except Exception:  # outside a run context (tests calling .fn)
-        pass
-    return new_run_id()
+        fr = get_run_context().flow_run
+    except Exception:  # outside a run context
+        return new_run_id()
+    return new_run_id(fr.start_time or fr.expected_start_time)
 
 
 def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, GraphRef, ArtifactRef]:

@@ -46,13 +46,14 @@ def test_requests_in_flight_during_a_swap_all_succeed(served_out, tmp_path):
     url = "/v1/ecommerce/users/u0001/recommendations?k=5&explain=false"
     with TestClient(app) as c:
         assert c.get(url).json()["run_id"] == first
-        answers: list[tuple[int, str]] = []
+        answers: list[tuple[int, str, float, float]] = []  # status, run, sent, answered
         stop = threading.Event()
 
         def hammer():
             while not stop.is_set():
+                sent = time.monotonic()
                 r = c.get(url)
-                answers.append((r.status_code, r.json().get("run_id", "")))
+                answers.append((r.status_code, r.json().get("run_id", ""), sent, time.monotonic()))
 
         workers = [threading.Thread(target=hammer) for _ in range(2)]
         for w in workers:
@@ -60,10 +61,15 @@ def test_requests_in_flight_during_a_swap_all_succeed(served_out, tmp_path):
         second = republish(served_out, out)
         deadline = time.monotonic() + 60
         # while one request loads the new run, the others keep answering from the old one
-        while time.monotonic() < deadline and not any(run == second for _, run in answers[-5:]):
+        while time.monotonic() < deadline and sum(run == second for _, run, _, _ in answers) < 5:
             stop.wait(0.05)
         stop.set()
         for w in workers:
             w.join()
-        assert {status for status, _ in answers} == {200}
-        assert {run for _, run in answers} <= {first, second} and answers[-1][1] == second
+        assert {status for status, *_ in answers} == {200}
+        runs = {run for _, run, _, _ in answers}
+        assert second in runs and runs <= {first, second}
+        # once one answer came from the new run, every request sent after it gets the new run too
+        # (a request already in flight may still finish on the old one: that is the point)
+        swapped = min(answered for _, run, _, answered in answers if run == second)
+        assert {run for _, run, sent, _ in answers if sent > swapped} == {second}
