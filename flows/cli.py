@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +32,43 @@ app = typer.Typer(
 )
 neo4j_app = typer.Typer(help="Run the project's own Neo4j server (no Docker needed).", no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
+
+
+@contextmanager
+def _progress_bars(enabled: bool | None) -> Iterator[object | None]:
+    """Progress bars of the refresh steps on stderr (default: when stderr is a terminal).
+
+    Prefect's console log lines are printed above the bars through the same console, so the
+    two do not overwrite each other.
+    """
+    import logging
+    import sys
+
+    from flows import progress
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield None
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    reporter = progress.RichReporter()
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    consoles = [h.console for h in handlers]
+    for h in handlers:
+        h.console = reporter.console
+    previous = progress.install(reporter)
+    try:
+        with reporter:
+            yield reporter
+    finally:
+        progress.install(previous)
+        for h, c in zip(handlers, consoles):
+            h.console = c
+
+
+_PROGRESS_HELP = "Progress bars of the steps on stderr (default: only when stderr is a terminal)."
 
 
 @app.command("import")
@@ -97,13 +136,18 @@ def refresh(
     epochs: int = typer.Option(60, help="Upper bound on training epochs."),
     task_runner: str = typer.Option("thread", help="thread (default) or dask (local cluster, or --dask-address)."),
     dask_address: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Text/model cache (default: OUT/cache); share it "
+                                             "between output folders to skip recomputing."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Refresh one domain: gate, graph, entities, embeddings, model, evaluation, publication."""
     from flows.refresh import RefreshParams, run_refresh
 
     params = RefreshParams(dataset_dir=str(dataset_dir), graph=graph, out=str(out), k=k, device=device,
-                           extractor=extractor, evaluate=evaluate, epochs=epochs)
-    summary = run_refresh(params, task_runner=task_runner, dask_address=dask_address)
+                           extractor=extractor, evaluate=evaluate, epochs=epochs,
+                           cache_dir=str(cache_dir) if cache_dir else None)
+    with _progress_bars(progress):
+        summary = run_refresh(params, task_runner=task_runner, dask_address=dask_address)
     _print_summary([summary])
 
 
@@ -113,6 +157,7 @@ def evaluate_cmd(
     out: Path = typer.Option(Path("out"), help="Output root (metrics go to OUT/<domain>/metrics/)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     ablations: bool = typer.Option(False, help="Also evaluate kgrec without text/entities/GNN/id dropout."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Run the evaluation protocol (kgrec vs popularity, ItemKNN, EASE, LightGCN, text) and print it."""
     import pandas as pd
@@ -121,7 +166,8 @@ def evaluate_cmd(
 
     params = RefreshParams(dataset_dir=str(dataset_dir), out=str(out), device=device,
                            ablations=("no_residual", "no_text", "no_entities", "no_gnn", "no_id_dropout") if ablations else ())
-    path = evaluate_domain(params)
+    with _progress_bars(progress):
+        path = evaluate_domain(params)
     typer.echo(pd.read_csv(path).round(4).to_string(index=False))
     typer.echo(f"\nsaved to {path}")
 
@@ -130,16 +176,22 @@ def evaluate_cmd(
 def demo(
     out: Path = typer.Option(Path("out"), help="Output root."),
     domains: str = typer.Option("ecommerce,content,social,travel", help="Comma-separated bundled domains."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Refresh the four bundled sample domains on the embedded graph and local Prefect."""
     from flows.refresh import RefreshParams, run_refresh
     from quality.synth import sample_path
 
     summaries = []
-    for domain in [d.strip() for d in domains.split(",") if d.strip()]:
-        typer.echo(f"==> refreshing {domain} ({sample_path(domain)})")
-        params = RefreshParams(dataset_dir=str(sample_path(domain)), out=str(out))
-        summaries.append(run_refresh(params))
+    with _progress_bars(progress) as bars:
+        for domain in [d.strip() for d in domains.split(",") if d.strip()]:
+            heading = f"==> refreshing {domain} ({sample_path(domain)})"
+            if bars is not None:
+                bars.title(heading)
+            else:
+                typer.echo(heading)
+            params = RefreshParams(dataset_dir=str(sample_path(domain)), out=str(out))
+            summaries.append(run_refresh(params))
     _print_summary(summaries)
 
 

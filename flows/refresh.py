@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows import progress
 from flows.refs import ArtifactRef, DatasetRef, GraphRef, digest
 
 
@@ -258,17 +259,25 @@ def _run_id() -> str:
 
 def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, GraphRef, ArtifactRef]:
     """Gate, entities (fanned out in batches over the task runner), graph and embeddings."""
-    ref = validate_dataset(params)
+    with progress.step("quality gate"):
+        ref = validate_dataset(params)
     mentions = None
     if params.extractor != "none":
         n_items = ref.load().items.shape[0]
         bounds = [(s, min(s + params.batch_items, n_items)) for s in range(0, n_items, params.batch_items)]
-        futures = [_fresh(extract_batch, _extract_path(ref, params, s, e)).submit(ref, params, s, e)
-                   for s, e in bounds]
-        batches = [f.result() for f in futures]
-        mentions = _fresh(link_batches, _link_path(ref, params, batches))(ref, params, batches)
-    graph = build_graph(ref, params, mentions)
-    features = _fresh(embed, _features_path(ref, graph, params))(ref, graph, params, mentions)
+        with progress.step(f"entities ({params.extractor})", total=len(bounds)):
+            futures = [_fresh(extract_batch, _extract_path(ref, params, s, e)).submit(ref, params, s, e)
+                       for s, e in bounds]
+            batches = []
+            for f in futures:
+                batches.append(f.result())
+                progress.advance(f"entities ({params.extractor})")
+        with progress.step("entity linking"):
+            mentions = _fresh(link_batches, _link_path(ref, params, batches))(ref, params, batches)
+    with progress.step("knowledge graph"):
+        graph = build_graph(ref, params, mentions)
+    with progress.step("text embeddings"):
+        features = _fresh(embed, _features_path(ref, graph, params))(ref, graph, params, mentions)
     return ref, mentions, graph, features
 
 
@@ -276,7 +285,8 @@ def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, Gra
 def evaluate_domain(params: RefreshParams) -> str:
     """The evaluation protocol alone (no publication); returns the metrics CSV path."""
     _, _, graph, features = _prepare(params)
-    return _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params).path
+    with progress.step("evaluation vs baselines"):
+        return _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params).path
 
 
 @flow(name="refresh-domain", log_prints=True)
@@ -288,10 +298,13 @@ def refresh_domain(params: RefreshParams) -> dict:
     ref, mentions, graph, features = _prepare(params)
     metrics = None
     if params.evaluate:
-        metrics = _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params)
-    recs = _fresh(train_and_recommend, _model_path(graph, features, params))(graph, features, params, ref)
+        with progress.step("evaluation vs baselines"):
+            metrics = _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params)
+    with progress.step("training + scoring"):
+        recs = _fresh(train_and_recommend, _model_path(graph, features, params))(graph, features, params, ref)
     run_id = _run_id()
-    path = publish(ref, graph, recs, metrics, params, run_id)
+    with progress.step("publication"):
+        path = publish(ref, graph, recs, metrics, params, run_id)
     summary = {"domain": ref.domain, "run_id": run_id, "publication": path,
                "data_docs": ref.docs, "metrics": metrics.path if metrics else None,
                "graph": graph.target if graph.target != "embedded"
