@@ -381,6 +381,66 @@ WHERE x <> i
 RETURN x.{ID} AS via_item, c.{ID} AS category, max(r.{TS}) AS ts
 """)
 
+# Batched: the path groups of kg.store.PATH_GROUP_COLUMNS from one user to a list of items,
+# each item's groups cut to the $limit best counts (ties kept; kg.store.finish_path_groups cuts
+# again and breaks ties in Python's string order, which Cypher's differs from). The items are one
+# multi-valued index seek, so the user's side of each pattern is expanded once for all of them.
+
+_USER_AND_ITEMS = f"""
+MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
+MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain}}) {_seek("i", Label.ITEM)} WHERE i.{ID} IN $item_ids
+"""
+
+
+def _cut_groups(rank: int) -> str:
+    # `rows` holds one item's groups, best count first; `rows[n][rank]` is that count.
+    return f"""
+WITH i, collect(g) AS rows
+WITH i, rows, CASE WHEN size(rows) > $limit THEN rows[$limit - 1][{rank}] ELSE -2.0 END AS cut
+UNWIND rows AS g
+WITH i, g WHERE g[{rank}] >= cut
+"""
+
+
+PATH_GROUPS_CO_INTERACTION = Query("PATH_GROUPS_CO_INTERACTION", _USER_AND_ITEMS + f"""
+MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})<-[:{RelType.INTERACTED}]-(o:{Label.USER})
+      -[:{RelType.INTERACTED}]->(i)
+WHERE o <> u AND x <> i
+WITH i, x, count(DISTINCT o) AS n, collect(DISTINCT o.{ID}) AS others
+ORDER BY n DESC
+WITH i, [x.{ID}, n, others] AS g""" + _cut_groups(1) + f"""
+RETURN i.{ID} AS item_id, g[0] AS via_item, g[1] AS n_users, g[2] AS other_users
+""")
+PATH_GROUPS_ENTITY = Query("PATH_GROUPS_ENTITY", _USER_AND_ITEMS + f"""
+MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e:{Label.ENTITY})
+      <-[m2:{RelType.MENTIONS}]-(i)
+WHERE x <> i
+WITH DISTINCT i, x, e, m1.{CONFIDENCE} AS c1, m2.{CONFIDENCE} AS c2
+WITH i, x, e, c1, c2, coalesce(c1 * c2, -1.0) AS s
+ORDER BY s DESC
+WITH i, [x.{ID}, e.{ID}, c1, c2, s] AS g""" + _cut_groups(4) + f"""
+RETURN i.{ID} AS item_id, g[0] AS via_item, g[1] AS entity, g[2] AS via_confidence,
+       g[3] AS item_confidence
+""")
+PATH_GROUPS_FRIEND = Query("PATH_GROUPS_FRIEND", _USER_AND_ITEMS + f"""
+MATCH (u)-[:{RelType.FOLLOWS}]->(f:{Label.USER})-[r:{RelType.INTERACTED}]->(i)
+WHERE f <> u
+WITH i, f, count(r) AS n, max(r.{TS}) AS ts
+ORDER BY n DESC
+WITH i, [f.{ID}, n, ts] AS g""" + _cut_groups(1) + f"""
+RETURN i.{ID} AS item_id, g[0] AS friend, g[1] AS n_times, g[2] AS ts
+""")
+PATH_GROUPS_CATEGORY = Query("PATH_GROUPS_CATEGORY", _USER_AND_ITEMS + f"""
+MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
+      <-[:{RelType.IN_CATEGORY}]-(i)
+WHERE x <> i
+WITH i, c, x, max(r.{TS}) AS ts
+WITH i, c, count(x) AS n, max(ts) AS latest, collect([x.{ID}, ts]) AS liked
+ORDER BY n DESC
+WITH i, [c.{ID}, n, latest, [p IN liked WHERE p[1] = latest | p[0]]] AS g""" + _cut_groups(1) + f"""
+RETURN i.{ID} AS item_id, g[0] AS category, g[1] AS n_items, g[2] AS ts, g[3] AS latest_items
+""")
+
 # --------------------------------------------------------------------------- lookup tables
 
 SCHEMA_QUERIES: tuple[Query, ...] = (
@@ -448,4 +508,10 @@ PATHS: dict[PathKind, Query] = {
     PathKind.ENTITY: PATHS_ENTITY,
     PathKind.FRIEND: PATHS_FRIEND,
     PathKind.CATEGORY: PATHS_CATEGORY,
+}
+PATH_GROUPS: dict[PathKind, Query] = {
+    PathKind.CO_INTERACTION: PATH_GROUPS_CO_INTERACTION,
+    PathKind.ENTITY: PATH_GROUPS_ENTITY,
+    PathKind.FRIEND: PATH_GROUPS_FRIEND,
+    PathKind.CATEGORY: PATH_GROUPS_CATEGORY,
 }

@@ -8,15 +8,21 @@ Four kinds of path join a user to an item:
 * ``friend``: user → followed user → item, ranked by how often that user interacted with it;
 * ``category``: user → X → category ← item, ranked by how many of the user's items share it.
 
-The store returns raw path rows (:meth:`~kg.store.GraphStore.path_rows`); all ranking, tie
-breaking and wording happen here, so every store gives the same answer. Ties break on ids in
-code-point order. :func:`explain` returns the best path of each kind first (kinds in
-:data:`KIND_ORDER`), then the second best of each, and so on, up to ``k`` paths.
+The store returns path groups (:meth:`~kg.store.GraphStore.path_rows_many`: counts per via
+item, entity, friend or category, for a list of items at once); all ranking, tie breaking and
+wording happen here, so every store gives the same answer. Ties break on ids in code-point
+order. :func:`explain` returns the best path of each kind first (kinds in :data:`KIND_ORDER`),
+then the second best of each, and so on, up to ``k`` paths; :func:`explain_many` does the same
+for several items with one read per kind, and names are read only for the paths kept.
 """
 
 from __future__ import annotations
 
+import math
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -59,9 +65,9 @@ def _short(text: str) -> str:
 class _Names:
     """Display names of nodes (item titles, entity and category names, user ids)."""
 
-    def __init__(self, store: GraphStore, domain: str):
+    def __init__(self, store: GraphStore, domain: str, cache: dict | None = None):
         self.store, self.domain = store, domain
-        self.cache: dict[tuple[Label, str], str] = {}
+        self.cache: dict[tuple[Label, str], str] = {} if cache is None else cache
 
     def load(self, label: Label, ids: set[str]) -> None:
         todo = sorted(i for i in ids if (label, i) not in self.cache)
@@ -76,77 +82,85 @@ class _Names:
         return self.cache.get((label, id_), _short(id_))
 
 
-def _co_interaction(rows: pd.DataFrame, user: str, item: str, name: _Names) -> list[ExplanationPath]:
-    if rows.empty:
-        return []
-    g = rows.groupby("via_item", sort=True)["other_user"].agg(["nunique", "min"]).reset_index()
-    g = g.sort_values(["nunique", "via_item"], ascending=[False, True], kind="stable")
-    name.load(Label.ITEM, set(g["via_item"]) | {item})
+@dataclass(frozen=True)
+class _Draft:
+    """A ranked path before its sentence: the names it quotes are read once for all kept paths."""
+
+    kind: PathKind
+    node_ids: tuple[str, ...]
+    labels: tuple[str, ...]
+    score: float
+    quotes: tuple[tuple[Label, str], ...]
+    sentence: Callable[[_Names], str]
+
+    def finish(self, name: _Names) -> ExplanationPath:
+        return ExplanationPath(self.kind, self.node_ids, self.labels, self.score, self.sentence(name))
+
+
+# Each ranker takes one item's rows of kg.store.PATH_GROUP_COLUMNS (as tuples) and returns its
+# paths of that kind, best first.
+
+def _co_interaction(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
-    for via, n, other in g[["via_item", "nunique", "min"]].itertuples(index=False):
+    for _, via, n, others in sorted(rows, key=lambda r: (-r[2], r[1])):
         people = "1 person" if n == 1 else f"{n} people"
-        out.append(ExplanationPath(
-            PathKind.CO_INTERACTION, (user, via, other, item),
+        out.append(_Draft(
+            PathKind.CO_INTERACTION, (user, via, min(others), item),
             (Label.USER, Label.ITEM, Label.USER, Label.ITEM), float(n),
-            f"You liked {name(Label.ITEM, via)}; {people} who liked "
-            f"{name(Label.ITEM, via)} also liked {name(Label.ITEM, item)}."))
+            ((Label.ITEM, via), (Label.ITEM, item)),
+            lambda name, via=via, people=people: (
+                f"You liked {name(Label.ITEM, via)}; {people} who liked "
+                f"{name(Label.ITEM, via)} also liked {name(Label.ITEM, item)}.")))
     return out
 
 
-def _entity(rows: pd.DataFrame, user: str, item: str, name: _Names) -> list[ExplanationPath]:
-    if rows.empty:
-        return []
-    rows = rows.assign(score=rows["via_confidence"].astype(float) * rows["item_confidence"].astype(float))
-    rows = rows.sort_values(["score", "via_item", "entity"], ascending=[False, True, True],
-                            kind="stable")
-    name.load(Label.ITEM, set(rows["via_item"]) | {item})
-    name.load(Label.ENTITY, set(rows["entity"]))
+def _confidence_product(a: Any, b: Any) -> float:
+    a = math.nan if a is None else float(a)
+    b = math.nan if b is None else float(b)
+    return a * b
+
+
+def _entity(rows: list[tuple], user: str, item: str) -> list[_Draft]:
+    scored = [(_confidence_product(c1, c2), via, ent) for _, via, ent, c1, c2 in rows]
+    # best product first, a missing confidence (NaN) last; then via item, then entity
+    scored.sort(key=lambda r: (math.isnan(r[0]), -r[0] if not math.isnan(r[0]) else 0.0, r[1], r[2]))
     out = []
-    for via, ent, score in rows[["via_item", "entity", "score"]].itertuples(index=False):
-        e = name(Label.ENTITY, ent)
-        out.append(ExplanationPath(
+    for score, via, ent in scored:
+        out.append(_Draft(
             PathKind.ENTITY, (user, via, ent, item),
             (Label.USER, Label.ITEM, Label.ENTITY, Label.ITEM), float(score),
-            f"You liked {name(Label.ITEM, via)}, which mentions {e}; "
-            f"{name(Label.ITEM, item)} mentions {e} too."))
+            ((Label.ITEM, via), (Label.ITEM, item), (Label.ENTITY, ent)),
+            lambda name, via=via, ent=ent: (
+                f"You liked {name(Label.ITEM, via)}, which mentions {name(Label.ENTITY, ent)}; "
+                f"{name(Label.ITEM, item)} mentions {name(Label.ENTITY, ent)} too.")))
     return out
 
 
-def _friend(rows: pd.DataFrame, user: str, item: str, name: _Names) -> list[ExplanationPath]:
-    if rows.empty:
-        return []
-    g = rows.groupby("friend", sort=True)["ts"].agg(["count", "max"]).reset_index()
-    g = g.sort_values(["count", "max", "friend"], ascending=[False, False, True], kind="stable")
-    name.load(Label.ITEM, {item})
+def _friend(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
-    for friend, n in g[["friend", "count"]].itertuples(index=False):
+    for _, friend, n, _ts in sorted(rows, key=lambda r: (-r[2], -r[3], r[1])):
         times = "" if n == 1 else f" ({n} times)"
-        out.append(ExplanationPath(
+        out.append(_Draft(
             PathKind.FRIEND, (user, friend, item), (Label.USER, Label.USER, Label.ITEM), float(n),
-            f"{_short(friend)}, whom you follow, liked {name(Label.ITEM, item)}{times}."))
+            ((Label.ITEM, item),),
+            lambda name, friend=friend, times=times: (
+                f"{_short(friend)}, whom you follow, liked {name(Label.ITEM, item)}{times}.")))
     return out
 
 
-def _category(rows: pd.DataFrame, user: str, item: str, name: _Names) -> list[ExplanationPath]:
-    if rows.empty:
-        return []
-    # The example item of a category is the one the user liked most recently (ties: lowest id).
-    latest = rows.sort_values(["category", "ts", "via_item"], ascending=[True, False, True],
-                              kind="stable").drop_duplicates("category")
-    sizes = rows.groupby("category")["via_item"].nunique()
-    latest = latest.assign(n=latest["category"].map(sizes))
-    latest = latest.sort_values(["n", "category"], ascending=[False, True], kind="stable")
-    name.load(Label.ITEM, set(latest["via_item"]) | {item})
-    name.load(Label.CATEGORY, set(latest["category"]))
+def _category(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
-    for via, cat, n in latest[["via_item", "category", "n"]].itertuples(index=False):
-        c = name(Label.CATEGORY, cat)
+    # The example item of a category is the one the user liked most recently (ties: lowest id).
+    for _, cat, n, _ts, latest in sorted(rows, key=lambda r: (-r[2], r[1])):
+        via = min(latest)
         others = "" if n == 1 else f" (and {n - 1} more you liked)"
-        out.append(ExplanationPath(
+        out.append(_Draft(
             PathKind.CATEGORY, (user, via, cat, item),
             (Label.USER, Label.ITEM, Label.CATEGORY, Label.ITEM), float(n),
-            f"You liked {name(Label.ITEM, via)} in {c}{others}; "
-            f"{name(Label.ITEM, item)} is in {c} too."))
+            ((Label.ITEM, via), (Label.ITEM, item), (Label.CATEGORY, cat)),
+            lambda name, via=via, cat=cat, others=others: (
+                f"You liked {name(Label.ITEM, via)} in {name(Label.CATEGORY, cat)}{others}; "
+                f"{name(Label.ITEM, item)} is in {name(Label.CATEGORY, cat)} too.")))
     return out
 
 
@@ -158,12 +172,72 @@ _RANKERS = {
 }
 
 
+def _by_item(frame: pd.DataFrame) -> dict[str, list[tuple]]:
+    out: dict[str, list[tuple]] = {}
+    for row in frame.itertuples(index=False, name=None):
+        out.setdefault(row[0], []).append(row)
+    return out
+
+
+def _finish(store: GraphStore, domain: str, drafts: dict[str, list[_Draft]],
+            names: dict | None = None) -> dict[str, list[ExplanationPath]]:
+    """Sentences for the kept paths, with one name read per label (for names not in ``names``)."""
+    names = _Names(store, domain, names)
+    wanted: dict[Label, set[str]] = {}
+    for paths in drafts.values():
+        for d in paths:
+            for label, id_ in d.quotes:
+                wanted.setdefault(label, set()).add(id_)
+    for label, ids in wanted.items():
+        names.load(label, ids)
+    return {item: [d.finish(names) for d in paths] for item, paths in drafts.items()}
+
+
 def explain_paths(store: GraphStore, domain: str, user_id: str, item_id: str,
                   kind: PathKind) -> list[ExplanationPath]:
     """Every path of one kind from the user to the item, best first."""
     kind = PathKind(kind)
-    rows = store.path_rows(kind, domain, user_id, item_id)
-    return _RANKERS[kind](rows, user_id, item_id, _Names(store, domain))
+    rows = store.path_rows_many(domain, user_id, [item_id], limit=sys.maxsize, kinds=[kind])[kind]
+    drafts = _RANKERS[kind](_by_item(rows).get(item_id, []), user_id, item_id)
+    return _finish(store, domain, {item_id: drafts})[item_id]
+
+
+def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequence[str],
+                 k: int = 4, names: dict | None = None) -> dict[str, list[ExplanationPath]]:
+    """The best few paths from a user to each of several items, read together.
+
+    Args:
+        store: the graph store.
+        domain: the domain of the user and the items.
+        user_id: the user.
+        item_ids: the items (usually those recommended to the user); repeats are read once.
+        k: how many paths at most per item.
+        names: display names already read, kept between calls by a caller that explains the
+            same graph again and again (the API keeps one per publication); names read by this
+            call are added to it. Without it, every call reads the names it quotes.
+
+    Returns:
+        Item id → what :func:`explain` gives for that item (empty lists where the graph has no
+        path), for every distinct id of ``item_ids``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    items = list(dict.fromkeys(item_ids))
+    if not items:
+        return {}
+    groups = store.path_rows_many(domain, user_id, items, limit=k, kinds=KIND_ORDER)
+    ranked = {kind: _by_item(groups[kind]) for kind in KIND_ORDER}
+    drafts: dict[str, list[_Draft]] = {}
+    for item in items:
+        # Only the best k of a kind can be kept, so the rest is never drafted.
+        per_kind = [_RANKERS[kind](ranked[kind].get(item, []), user_id, item)[:k] for kind in KIND_ORDER]
+        out: list[_Draft] = []
+        depth = 0
+        while len(out) < k and any(depth < len(paths) for paths in per_kind):
+            out.extend(paths[depth] for paths in per_kind if depth < len(paths))
+            depth += 1
+        drafts[item] = out[:k]
+    return _finish(store, domain, drafts, names)
 
 
 def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
@@ -183,14 +257,4 @@ def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    names = _Names(store, domain)
-    per_kind = []
-    for kind in KIND_ORDER:
-        rows = store.path_rows(kind, domain, user_id, item_id)
-        per_kind.append(_RANKERS[kind](rows, user_id, item_id, names))
-    out: list[ExplanationPath] = []
-    depth = 0
-    while len(out) < k and any(depth < len(paths) for paths in per_kind):
-        out.extend(paths[depth] for paths in per_kind if depth < len(paths))
-        depth += 1
-    return out[:k]
+    return explain_many(store, domain, user_id, [item_id], k=k)[item_id]

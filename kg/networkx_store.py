@@ -14,11 +14,13 @@ keyed by ``ts``), which gives the same merge semantics as the Cypher ``MERGE`` o
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import pickle
 import tempfile
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from kg.store import (
     batches,
     endpoint_error,
     finish_node_rows,
+    finish_path_groups,
     finish_path_rows,
     finish_rel_rows,
     node_records,
@@ -90,6 +93,8 @@ class NetworkXStore:
         self.batch_size = batch_size
         self._dirty = False
         self._graph = self._load() if self.path.exists() else self._empty()
+        self._indexes: dict[str, _PathIndex] = {}
+        self._index_token: str | None = None
 
     def __repr__(self) -> str:
         return (f"NetworkXStore({self.location!r}, nodes={self._graph.number_of_nodes()}, "
@@ -389,3 +394,142 @@ class NetworkXStore:
                     latest[(x[2], c[2])] = max(latest[(x[2], c[2])], ts)
         return [{"via_item": x, "category": c, "ts": ts} for (x, c), ts in latest.items()]
 
+    def _read_index(self, domain: str) -> _PathIndex:
+        """The domain's adjacency for explanation reads, built on first use and rebuilt after any
+        change: networkx empties ``__networkx_cache__`` whenever the graph is mutated (and
+        :meth:`_write_rels` empties it too), and that is where the index's token lives."""
+        cache = self._graph.__dict__.setdefault("__networkx_cache__", {})
+        token = cache.get(_INDEX_TOKEN)
+        held = self._indexes.get(domain) if token is not None and token == self._index_token else None
+        if held is None:
+            if token is None or token != self._index_token:
+                self._indexes.clear()
+                self._index_token = cache[_INDEX_TOKEN] = f"{id(self)}-{time.monotonic_ns()}"
+            held = self._indexes[domain] = _PathIndex(self._graph, domain)
+        return held
+
+    def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
+                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        kinds = [PathKind(k) for k in kinds]
+        rows: dict[PathKind, list[tuple]] = {k: [] for k in kinds}
+        u = (str(Label.USER), domain, user_id)
+        items = [i for i in dict.fromkeys((str(Label.ITEM), domain, i) for i in item_ids)
+                 if i in self._graph._node]
+        if u in self._graph._node and items:
+            index = self._read_index(domain)
+            for kind in kinds:
+                rows[kind] = index.groups(kind, u, items, limit)
+        return {k: finish_path_groups(k, rows[k], limit) for k in kinds}
+
+
+#: Key, in the graph's ``__networkx_cache__``, of the token that says a read index is current.
+_INDEX_TOKEN = "kgrec-path-index"
+
+
+def _best(pairs: list[tuple[float, Any]], limit: int) -> list[Any]:
+    """The values whose key reaches the ``limit``-th largest key (ties kept): a superset of what
+    :func:`kg.store.finish_path_groups` keeps, so cutting here first changes nothing."""
+    if len(pairs) <= limit:
+        return [v for _, v in pairs]
+    cut = heapq.nlargest(limit, (k for k, _ in pairs))[-1]
+    return [v for k, v in pairs if k >= cut]
+
+
+class _PathIndex:
+    """One domain's graph as plain dicts and sets, for the explanation reads.
+
+    Attributes:
+        liked: user → {item: (number of interactions, latest ts)}.
+        liked_set: user → the items of ``liked``.
+        fans: item → users who interacted with it.
+        mentions: item → {entity: confidence}.
+        categories: item → its categories.
+        follows: user → the users they follow (themselves left out).
+    """
+
+    def __init__(self, graph: nx.MultiDiGraph, domain: str):
+        user_l, item_l = str(Label.USER), str(Label.ITEM)
+        inter, mentions, in_cat, follows = (str(RelType.INTERACTED), str(RelType.MENTIONS),
+                                            str(RelType.IN_CATEGORY), str(RelType.FOLLOWS))
+        self.liked: dict[tuple, dict[tuple, tuple[int, Any]]] = {}
+        self.fans: dict[tuple, set[tuple]] = defaultdict(set)
+        self.mentions: dict[tuple, dict[tuple, Any]] = {}
+        self.categories: dict[tuple, list[tuple]] = {}
+        self.follows: dict[tuple, set[tuple]] = {}
+        for node, nbrs in graph._succ.items():
+            if node[1] != domain:
+                continue
+            if node[0] == user_l:
+                liked, friends = {}, set()
+                for v, keyed in nbrs.items():
+                    if v[0] == item_l:
+                        ts = [d.get(TS) for k, d in keyed.items() if k.__class__ is not str and k[0] == inter]
+                        if ts:
+                            liked[v] = (len(ts), max(ts))
+                            self.fans[v].add(node)
+                    elif v[0] == user_l and v != node and follows in keyed:
+                        friends.add(v)
+                self.liked[node] = liked
+                self.follows[node] = friends
+            elif node[0] == item_l:
+                self.mentions[node] = {e: keyed[mentions].get(CONFIDENCE)
+                                       for e, keyed in nbrs.items() if mentions in keyed}
+                self.categories[node] = [c for c, keyed in nbrs.items() if in_cat in keyed]
+        self.liked_set = {u: set(v) for u, v in self.liked.items()}
+
+    def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int) -> list[tuple]:
+        """Rows of :data:`kg.store.PATH_GROUP_COLUMNS` for ``kind``, already cut per item."""
+        liked = self.liked.get(u, {})
+        out: list[tuple] = []
+        if kind is PathKind.CO_INTERACTION:
+            mine = self.liked_set.get(u, set())
+            for i in items:
+                users_i = self.fans.get(i, set()) - {u}
+                others = mine - {i}
+                if not users_i or not others:
+                    continue
+                # Count paths from whichever side needs fewer set intersections (done in C).
+                if len(users_i) <= len(others):
+                    counts = Counter()
+                    for o in users_i:
+                        counts.update(self.liked_set[o] & others)
+                    pairs = [(n, x) for x, n in counts.items()]
+                else:
+                    pairs = [(len(c), x) for x in others if (c := self.fans[x] & users_i)]
+                for x in _best(pairs, limit):
+                    common = self.fans[x] & users_i
+                    out.append((i[2], x[2], len(common), [o[2] for o in common]))
+        elif kind is PathKind.ENTITY:
+            by_entity: dict[tuple, list[tuple[tuple, Any]]] = defaultdict(list)
+            for x in liked:
+                for e, c in self.mentions.get(x, {}).items():
+                    by_entity[e].append((x, c))
+            for i in items:
+                pairs = []
+                for e, c2 in self.mentions.get(i, {}).items():
+                    for x, c1 in by_entity.get(e, ()):
+                        if x != i:
+                            bad = c1 is None or c2 is None or c1 != c1 or c2 != c2
+                            pairs.append((-1.0 if bad else float(c1) * float(c2), (x, e, c1, c2)))
+                out.extend((i[2], x[2], e[2], c1, c2) for x, e, c1, c2 in _best(pairs, limit))
+        elif kind is PathKind.FRIEND:
+            friends = self.follows.get(u, set())
+            for i in items:
+                pairs = [(n, (f, n, ts)) for f in friends
+                         if (got := self.liked.get(f, {}).get(i)) is not None for n, ts in [got]]
+                out.extend((i[2], f[2], n, ts) for f, n, ts in _best(pairs, limit))
+        else:  # CATEGORY
+            by_cat: dict[tuple, list[tuple[tuple, Any]]] = defaultdict(list)
+            for x, (_, ts) in liked.items():
+                for c in self.categories.get(x, ()):
+                    by_cat[c].append((x, ts))
+            for i in items:
+                pairs = []
+                for c in self.categories.get(i, ()):
+                    if xs := [(x, ts) for x, ts in by_cat.get(c, ()) if x != i]:
+                        latest = max(ts for _, ts in xs)
+                        pairs.append((len(xs), (c, len(xs), latest, [x[2] for x, ts in xs if ts == latest])))
+                out.extend((i[2], c[2], n, ts, latest) for c, n, ts, latest in _best(pairs, limit))
+        return out

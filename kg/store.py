@@ -41,6 +41,22 @@ PATH_COLUMNS: dict[PathKind, tuple[str, ...]] = {
     PathKind.CATEGORY: ("via_item", "category", "ts"),
 }
 
+#: The columns :meth:`GraphStore.path_rows_many` returns for each kind: one row per group of
+#: paths from the user to one of the items (``item_id``). Groups, and the count each is ranked by:
+#:
+#: * ``co_interaction``: per ``via_item``, ``n_users`` distinct other users (``other_users``,
+#:   their ids, sorted);
+#: * ``entity``: one row per path, ranked by ``via_confidence * item_confidence``;
+#: * ``friend``: per ``friend``, ``n_times`` interactions with the item, the latest at ``ts``;
+#: * ``category``: per ``category``, ``n_items`` of the user's items in it (the item itself left
+#:   out), the latest liked at ``ts`` (``latest_items``: those liked at ``ts``, sorted).
+PATH_GROUP_COLUMNS: dict[PathKind, tuple[str, ...]] = {
+    PathKind.CO_INTERACTION: ("item_id", "via_item", "n_users", "other_users"),
+    PathKind.ENTITY: ("item_id", "via_item", "entity", "via_confidence", "item_confidence"),
+    PathKind.FRIEND: ("item_id", "friend", "n_times", "ts"),
+    PathKind.CATEGORY: ("item_id", "category", "n_items", "ts", "latest_items"),
+}
+
 #: Columns of the frame :meth:`GraphStore.write_recommendations` takes.
 RECOMMENDATION_COLUMNS = ("user_id", "item_id", "rank", "score", "reason")
 
@@ -158,6 +174,16 @@ class GraphStore(Protocol):
 
     def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
         """The distinct raw paths of one kind from a user to an item (:data:`PATH_COLUMNS`)."""
+
+    def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
+                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
+        """Path groups from a user to each of several items, per kind (:data:`PATH_GROUP_COLUMNS`),
+        read in one go (one query per kind, in one transaction where the backend has them).
+
+        For each item, only the groups whose ranking count (see :data:`PATH_GROUP_COLUMNS`) is at
+        least the ``limit``-th largest of that item are kept, ties included: enough to rank the
+        best ``limit`` paths of each kind exactly (:func:`finish_path_groups` applies the cut).
+        Unknown users or items give no rows."""
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
         """Replace the domain's ``RECOMMENDED`` relationships with ``rows``
@@ -297,6 +323,41 @@ def finish_path_rows(kind: PathKind, records: list[Mapping[str, Any]]) -> pd.Dat
     if len(frame):
         frame = frame.sort_values(list(cols), kind="stable").reset_index(drop=True)
     return frame
+
+
+def _rank_key(kind: PathKind, row: tuple) -> float:
+    """The count a group of :data:`PATH_GROUP_COLUMNS` is cut by (-1 when it has none)."""
+    if kind is PathKind.ENTITY:
+        a, b = row[3], row[4]
+        if a is None or b is None or a != a or b != b:  # a missing confidence ranks last
+            return -1.0
+        return float(a) * float(b)
+    return float(row[2])
+
+
+def finish_path_groups(kind: PathKind, records: list[Sequence[Any]], limit: int) -> pd.DataFrame:
+    """The frame :meth:`GraphStore.path_rows_many` returns for one kind, from tuples in
+    :data:`PATH_GROUP_COLUMNS` order: id lists sorted, each item's groups cut to those whose
+    count reaches its ``limit``-th largest (ties kept), rows sorted by every column but the lists.
+
+    Every store passes its rows through here, so the same graph gives equal frames."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    cols = PATH_GROUP_COLUMNS[kind]
+    lists = [n for n, c in enumerate(cols) if c in ("other_users", "latest_items")]
+    by_item: dict[str, list[tuple]] = {}
+    for r in records:
+        r = tuple(sorted(v) if n in lists else v for n, v in enumerate(r))
+        by_item.setdefault(r[0], []).append(r)
+    kept: list[tuple] = []
+    for rows in by_item.values():
+        if len(rows) > limit:
+            cut = sorted((_rank_key(kind, r) for r in rows), reverse=True)[limit - 1]
+            rows = [r for r in rows if _rank_key(kind, r) >= cut]
+        kept.extend(rows)
+    order = [n for n in range(len(cols)) if n not in lists]
+    kept.sort(key=lambda r: tuple((r[n] is None, r[n]) for n in order))  # None last
+    return pd.DataFrame.from_records(kept, columns=list(cols))
 
 
 def recommendation_frame(rows: pd.DataFrame) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from contracts import (
     assert_same_export,
@@ -14,7 +15,7 @@ from contracts import (
 )
 
 from kg.builder import build_graph
-from kg.explain import explain
+from kg.explain import explain, explain_many
 from kg.export import export_graph
 from kg.neo4j_store import Neo4jStore
 from kg.networkx_store import NetworkXStore
@@ -74,3 +75,23 @@ def test_explanations_are_identical_for_every_pair(built, case):
             assert a == explain(nx_store, data.domain, user, item, k=10), (user, item)
             found += len(a)
     assert found > 0
+
+
+@pytest.mark.parametrize("case", ["toy", "nasty"])
+@pytest.mark.parametrize("limit", [1, 2, 10])
+def test_path_groups_are_identical_and_batched_explanations_match(built, case, limit):
+    """One read for a whole list gives each item what a read of that item alone gives, and both
+    stores return equal path groups, cut the same way (limit 1 keeps only the best count and
+    its ties, which the nasty ids make many)."""
+    neo, nx_store = built
+    data = CASES[case][0]()
+    items = data.items["item_id"].tolist()
+    for user in data.users["user_id"]:
+        a = neo.path_rows_many(data.domain, user, items, limit=limit)
+        b = nx_store.path_rows_many(data.domain, user, items, limit=limit)
+        for kind in a:
+            pd.testing.assert_frame_equal(a[kind], b[kind], check_dtype=False, obj=f"{user} {kind}")
+        for store in (neo, nx_store):
+            many = explain_many(store, data.domain, user, items + items[:1], k=limit)
+            assert list(many) == items
+            assert many == {i: explain(store, data.domain, user, i, k=limit) for i in items}
