@@ -8,23 +8,26 @@ the graph store never blocks the event loop.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 
 from serve.config import ServeConfig
 from serve.errors import InvalidRequestError, NotFoundError, UnavailableError
 from serve.publication import LoadedPublication, PublicationRegistry
 from serve.ranking import Ranked, new_user, parse_near, published, similar_items
-from serve.schemas import (MAX_K, Explanation, ExplanationList, Health, NewUserRequest, RecommendationList,
-                           RecommendedItem, SimilarItems)
+from serve.schemas import (MAX_K, ExplanationList, Health, NewUserRequest, RecommendationList,
+                           SimilarItems)
 
 log = logging.getLogger(__name__)
 
@@ -97,32 +100,42 @@ def _store_opener(config: ServeConfig):
     return open_bolt
 
 
-def _explain(pub: LoadedPublication, user_id: str, item_id: str, k: int) -> list[Explanation] | None:
+def _explain_many(pub: LoadedPublication, user_id: str, item_ids: list[str], k: int) -> dict[str, list[dict]] | None:
+    """Explanations of several items for one user, one graph read per path kind for them all
+    (None when no graph store is open)."""
     from kg.errors import GraphStoreError
-    from kg.explain import explain
+    from kg.explain import explain_many
 
     if pub.store is None:
         return None
     try:
-        paths = explain(pub.store, pub.domain, user_id, item_id, k=k)
+        found = explain_many(pub.store, pub.domain, user_id, item_ids, k=k, names=pub.names)
     except GraphStoreError as e:
         raise UnavailableError(f"the graph store cannot explain right now: {e}") from e
-    return [Explanation(kind=str(p.kind), sentence=p.sentence, node_ids=list(p.node_ids),
-                        labels=[str(x) for x in p.labels]) for p in paths]
+    return {item: [{"kind": str(p.kind), "sentence": p.sentence, "node_ids": list(p.node_ids),
+                    "labels": [str(x) for x in p.labels]} for p in paths]
+            for item, paths in found.items()}
 
 
-def _items(pub: LoadedPublication, r: Ranked, user_id: str | None = None,
-           explain_k: int = 0) -> list[RecommendedItem]:
+def _items(pub: LoadedPublication, r: Ranked, explanations: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Response rows (:class:`RecommendedItem` as plain dicts, ready for JSON)."""
     out = []
-    for n, (i, s, reason) in enumerate(zip(r.items.tolist(), r.scores.tolist(), r.reasons.tolist())):
-        item_id = str(pub.item_ids[i])
-        d = None if r.distance_km is None else float(r.distance_km[n])
-        out.append(RecommendedItem(
-            item_id=item_id, rank=n + 1, score=float(s) if np.isfinite(s) else 0.0, reason=reason,
-            title=pub.titles[i], categories=list(pub.categories[i]),
-            distance_km=d if d is not None and np.isfinite(d) else None,
-            explanations=_explain(pub, user_id, item_id, explain_k) if user_id and explain_k else None))
+    ids = pub.item_ids[r.items].tolist()
+    dist = None if r.distance_km is None else r.distance_km.tolist()
+    for n, (i, item_id, s, reason) in enumerate(zip(r.items.tolist(), ids, r.scores.tolist(), r.reasons.tolist())):
+        d = None if dist is None else dist[n]
+        out.append({
+            "item_id": str(item_id), "rank": n + 1, "score": float(s) if math.isfinite(s) else 0.0,
+            "reason": reason, "title": pub.titles[i], "categories": list(pub.categories[i]),
+            "distance_km": d if d is not None and math.isfinite(d) else None,
+            "explanations": None if explanations is None else explanations.get(str(item_id), [])})
     return out
+
+
+def _json(payload: dict) -> Response:
+    # The handlers build plain dicts shaped like their response_model (which documents them);
+    # returning bytes skips FastAPI's second validation and its slower encoder.
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:
@@ -137,8 +150,6 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from starlette.concurrency import run_in_threadpool
-
         loaded = await run_in_threadpool(registry.load_all)
         if loaded:  # the first text query would otherwise pay for loading the model (seconds)
             await run_in_threadpool(encoder.encode, "warm up")
@@ -156,7 +167,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=[API_KEY_HEADER, "Content-Type"])
 
-    def require_key(key: str | None = Security(_api_key_header)) -> None:
+    async def require_key(key: str | None = Security(_api_key_header)) -> None:  # async: no thread hop
         if config.api_key is None:
             return
         if key is None:
@@ -205,7 +216,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/v1/{domain}/users/{user_id}/recommendations", response_model=RecommendationList,
              dependencies=secured, responses=errors, tags=["recommendations"])
-    def user_recommendations(
+    async def user_recommendations(
         domain: DomainParam,
         user_id: IdParam,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
@@ -217,13 +228,19 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         explain: bool = True,
     ) -> RecommendationList:
         """A known user's published recommendations, filtered and re-ranked on request."""
-        pub = registry.get(domain)
+        # In memory: answered on the event loop (a thread hop would cost more than the work);
+        # only a due check of `latest` (file reads, maybe a load) and the graph go to threads.
+        pub = registry.current(domain) or await run_in_threadpool(registry.get, domain)
         point = parse_near(near)
         if radius_km is not None and point is None:
             raise InvalidRequestError("radius_km needs near", "radius_km")
         r = published(pub, user_id, k, diversity, category, point, radius_km)
-        return RecommendationList(domain=domain, run_id=pub.run_id, user_id=user_id,
-                                  items=_items(pub, r, user_id, config.explain_paths if explain else 0))
+        paths = None
+        if explain and len(r):
+            paths = await run_in_threadpool(_explain_many, pub, user_id,
+                                            [str(i) for i in pub.item_ids[r.items]], config.explain_paths)
+        return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id,
+                      "items": _items(pub, r, paths)})
 
     @app.post("/v1/{domain}/recommendations", response_model=RecommendationList, dependencies=secured,
               responses=errors, tags=["recommendations"])
@@ -238,16 +255,16 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         x = encoder.encode(body.text) if body.text and body.text.strip() else None
         point = (body.location.lat, body.location.lon) if body.location else None
         r = new_user(pub, x, history, friends, point, body.k, body.diversity, body.category, body.radius_km)
-        return RecommendationList(domain=domain, run_id=pub.run_id, user_id=None, items=_items(pub, r))
+        return _json({"domain": domain, "run_id": pub.run_id, "user_id": None, "items": _items(pub, r)})
 
     @app.get("/v1/{domain}/items/{item_id}/similar", response_model=SimilarItems, dependencies=secured,
              responses=errors, tags=["items"])
-    def similar(domain: DomainParam, item_id: IdParam,
-                k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> SimilarItems:
+    async def similar(domain: DomainParam, item_id: IdParam,
+                      k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> SimilarItems:
         """Related items: also-bought complements first (where the data has them), then similar ones."""
-        pub = registry.get(domain)
+        pub = registry.current(domain) or await run_in_threadpool(registry.get, domain)
         r = similar_items(pub, item_id, k)
-        return SimilarItems(domain=domain, run_id=pub.run_id, item_id=item_id, items=_items(pub, r))
+        return _json({"domain": domain, "run_id": pub.run_id, "item_id": item_id, "items": _items(pub, r)})
 
     @app.get("/v1/{domain}/users/{user_id}/items/{item_id}/explanation", response_model=ExplanationList,
              dependencies=secured, responses=errors, tags=["recommendations"])
@@ -259,7 +276,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         pub.item(item_id)
         if pub.store is None:
             raise UnavailableError(f"no graph store is open for domain {domain!r}")
-        return ExplanationList(domain=domain, run_id=pub.run_id, user_id=user_id, item_id=item_id,
-                               explanations=_explain(pub, user_id, item_id, k) or [])
+        paths = _explain_many(pub, user_id, [item_id], k) or {}
+        return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id, "item_id": item_id,
+                      "explanations": paths.get(item_id, [])})
 
     return app

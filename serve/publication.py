@@ -56,6 +56,8 @@ class LoadedPublication:
         also_buy: complements per item index, where the data has ``also_buy``.
         model: the trained network (places new users from text and friends).
         store: the graph store explanations read (None when the graph is unavailable).
+        names: display names of graph nodes read so far for explanations (kept with the
+            publication, so a request reads only names no earlier request quoted).
     """
 
     domain: str
@@ -81,6 +83,7 @@ class LoadedPublication:
     also_buy: dict[int, np.ndarray]
     model: Any
     store: Any = None
+    names: dict = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -132,11 +135,27 @@ def _split_ids(v) -> tuple[str, ...]:
     return tuple(p.strip() for p in str(v).split("|") if p.strip())
 
 
-def _freeze_layer_states(model) -> None:
-    """Compute the network's layer states once: it is frozen while serving, and every new-user
-    call would otherwise propagate over the whole graph again (tens of ms on a large domain)."""
+def _freeze_model(model) -> None:
+    """Compute what the frozen network derives from the whole graph once: its layer states, the
+    final states and node degrees. Every new-user call would otherwise redo them (propagation
+    over the whole graph, a stack and mean over all nodes, a bincount over every edge: tens of
+    ms per request on ml-latest-small, where the request's own work is under one)."""
     states = model.layer_states()
-    model.layer_states = lambda: states  # instance attribute shadows the method
+    model.layer_states = lambda: states  # instance attributes shadow the methods
+    final = model.embeddings()
+    model.embeddings = lambda: final
+    graph = getattr(model, "graph", None)
+    if graph is not None and hasattr(graph, "degree"):
+        degrees: dict[tuple, Any] = {}
+        degree = graph.degree
+
+        def cached_degree(node_type: str, relation=None):
+            key = (node_type, relation)
+            if key not in degrees:
+                degrees[key] = degree(node_type, relation)
+            return degrees[key]
+
+        graph.degree = cached_degree
 
 
 def load_publication(path: Path, domain: str, run_id: str, store: Any = None) -> LoadedPublication:
@@ -159,7 +178,7 @@ def load_publication(path: Path, domain: str, run_id: str, store: Any = None) ->
             else pd.DataFrame({"user_id": [], "item_id": []})
     except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
         raise UnavailableError(f"publication {path} cannot be read: {type(e).__name__}: {e}") from e
-    _freeze_layer_states(model)
+    _freeze_model(model)
 
     item_ids = np.asarray(serving["vocab"]["item"], dtype=object)
     user_ids = np.asarray(serving["vocab"]["user"], dtype=object)
@@ -277,6 +296,15 @@ class PublicationRegistry:
     def _lock(self, domain: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(domain, threading.Lock())
+
+    def current(self, domain: str) -> LoadedPublication | None:
+        """The loaded publication when ``latest`` was checked less than ``check_interval_s``
+        ago, else None (then :meth:`get`, which may read files, decides). Never blocks, so
+        async handlers call it on the event loop."""
+        cur = self._current.get(domain)
+        if cur is not None and time.monotonic() - self._checked.get(domain, 0.0) < self.check_interval_s:
+            return cur
+        return None
 
     def get(self, domain: str) -> LoadedPublication:
         """The publication to answer with for ``domain``.
