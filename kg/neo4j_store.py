@@ -170,6 +170,19 @@ def _pack(segments: list[tuple[int, int]], src: list, dst: list, numbers: dict, 
     return params
 
 
+def _by_node_id(batch: dict[str, Any], src_ids: dict[str, int],
+                dst_ids: dict[str, int]) -> dict[str, Any] | None:
+    """A packed batch with its start and end node ids replaced by internal node ids (the
+    layout of ``kg.cypher._rels_head(by_node_id=True)``); ``None`` if a node is missing."""
+    sep = batch["sep"]
+    try:
+        src = sep.join(str(src_ids[s]) for s in batch["src"].split(sep))
+        targets = sep.join(str(dst_ids[t]) for t in batch["targets"].split(sep))
+    except KeyError:
+        return None
+    return {**batch, "src": src, "targets": targets}
+
+
 def _run(tx: ManagedTransaction, text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     return [record.data() for record in tx.run(text, params)]
 
@@ -376,15 +389,31 @@ class Neo4jStore:
     def write_rels(self, rel: RelType, domain: str, rows: pd.DataFrame, build: str) -> int:
         rel = RelType(rel)
         frame = rel_frame(rel, rows)
-        fresh = self._count(cypher.COUNT_RELS[rel], domain) == 0
-        query = (cypher.CREATE_RELS if fresh else cypher.MERGE_RELS)[rel]
-        return self._write_groups(rel, query, domain, frame, build=build)
+        if self._count(cypher.COUNT_RELS[rel], domain) == 0:
+            return self._write_groups(rel, cypher.CREATE_RELS[rel], domain, frame,
+                                      node_ids=self._endpoint_ids(rel, domain), build=build)
+        return self._write_groups(rel, cypher.MERGE_RELS[rel], domain, frame, build=build)
+
+    def _node_ids(self, label: Label, domain: str) -> dict[str, int]:
+        rows = self._read(cypher.NODE_IDS[label], domain=domain)
+        return dict(zip(rows[0]["ids"], rows[0]["nodes"])) if rows else {}
+
+    def _endpoint_ids(self, rel: RelType, domain: str) -> tuple[dict[str, int], dict[str, int]]:
+        spec = RELS[rel]
+        src = self._node_ids(spec.src, domain)
+        return src, (src if spec.dst == spec.src else self._node_ids(spec.dst, domain))
 
     def _write_groups(self, rel: RelType, query: Query, domain: str, frame: pd.DataFrame,
+                      node_ids: tuple[dict[str, int], dict[str, int]] | None = None,
                       **params: Any) -> int:
         written = 0
         for batch, n_rows in packed_batches(rel, frame, self.batch_size):
-            out = self._write(query, domain=domain, **batch, **params)
+            sent = batch
+            if node_ids is not None:
+                sent = _by_node_id(batch, *node_ids)
+                if sent is None:
+                    raise self._missing(rel, domain, batch)
+            out = self._write(query, domain=domain, **sent, **params)
             n = int(out[0]["written"]) if out else 0
             if n < n_rows:
                 raise self._missing(rel, domain, batch)

@@ -18,9 +18,9 @@ from contracts import GraphStoreContract, snapshot, toy_dataset, toy_mentions
 from pydantic import SecretStr
 
 from kg.builder import build_graph, build_rows
-from kg.errors import GraphStoreError
+from kg.errors import GraphStoreError, SchemaError
 from kg.neo4j_store import Neo4jStore
-from kg.schema import SCHEMA_VERSION, Label
+from kg.schema import SCHEMA_VERSION, Label, RelType
 from kg.store import GraphStore
 from quality.contract import DOMAINS, DatasetManifest, write_dataset
 from quality.gate import open_dataset
@@ -86,6 +86,30 @@ def test_the_constraint_refuses_a_duplicate_node(neo4j_store, neo4j_driver, neo4
     with pytest.raises(ConstraintError):
         neo4j_driver.execute_query("CREATE (:User {domain: $d, id: $id})", d="social", id="ana",
                                    database_=neo4j_server.database)
+
+
+def test_a_first_build_links_only_its_own_domain_and_names_missing_nodes(neo4j_store):
+    # First builds create relationships between nodes found by internal id; the same ids in
+    # another domain must not be linked, and a missing node is named before anything is sent.
+    users = pd.DataFrame({"id": ["ana", "bo"]})
+    items = pd.DataFrame({"id": ["i1", "i2"], "title": ["one", "two"]})
+    for domain in ("social", "content"):
+        neo4j_store.write_nodes(Label.USER, domain, users, "b")
+        neo4j_store.write_nodes(Label.ITEM, domain, items, "b")
+    rows = pd.DataFrame({"src": ["ana", "ana", "bo"], "dst": ["i1", "i2", "i2"], "ts": [1, 2, 3],
+                         "weight": [1.0, 0.5, 1.0], "event": ["view", "rate", "view"],
+                         "rating": [None, 4.0, None]})
+    assert neo4j_store.write_rels(RelType.INTERACTED, "social", rows, "b") == 3
+    assert neo4j_store.counts("social").edges["INTERACTED"] == 3
+    assert neo4j_store.counts("content").edges["INTERACTED"] == 0
+    back = neo4j_store.rel_rows(RelType.INTERACTED, "social")
+    assert back[["src", "dst", "ts", "weight", "event"]].values.tolist() == \
+        rows[["src", "dst", "ts", "weight", "event"]].values.tolist()
+    assert back["rating"].isna().tolist() == [True, False, True]
+    ghost = rows.assign(src=["ana", "ghost", "bo"])
+    with pytest.raises(SchemaError, match="ghost"):
+        neo4j_store.write_rels(RelType.INTERACTED, "content", ghost, "b")
+    assert neo4j_store.counts("content").edges["INTERACTED"] == 0
 
 
 def test_nasty_strings_did_not_change_the_schema(neo4j_store, neo4j_driver, neo4j_server):
