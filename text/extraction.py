@@ -621,6 +621,7 @@ _KIND = {
 }
 _PAIR = re.compile(r"^([a-z_]+)\s*:\s*(\S.*?)$")
 _MAX_NAME = 80
+_MAX_ENTITIES = 12  # per text in an llm-http answer; item descriptions name fewer
 
 
 def completion_prompt(domain: str, text: str) -> str:
@@ -844,30 +845,45 @@ class TokenUsage:
         return self.prompt_tokens + self.completion_tokens
 
 
-def answer_schema(domain: str) -> dict[str, Any]:
-    """The JSON schema ``llm-http`` asks the endpoint to answer in."""
+def answer_schema(domain: str, texts: int | None = None) -> dict[str, Any]:
+    """The JSON schema ``llm-http`` asks the endpoint to answer in.
+
+    Args:
+        domain: picks the allowed entity types.
+        texts: the number of texts in the request; when given, the answer must hold exactly one
+            result per text, numbered from 0. Servers that enforce the schema with a grammar
+            (llama.cpp) then cannot run on past the last text.
+    """
     entity = {
         "type": "object",
         "properties": {
-            "name": {"type": "string"},
+            "name": {"type": "string", "minLength": 1, "maxLength": _MAX_NAME},
             "type": {"type": "string", "enum": list(DOMAIN_ENTITY_TYPES[domain])},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "required": ["name", "type"],
         "additionalProperties": False,
     }
+    index: dict[str, Any] = {"type": "integer", "minimum": 0}
+    if texts is not None:
+        index["maximum"] = texts - 1
     result = {
         "type": "object",
         "properties": {
-            "index": {"type": "integer"},
-            "entities": {"type": "array", "items": entity},
+            "index": index,
+            # bounded, so a small model that starts repeating itself under a grammar closes
+            # the answer instead of running into max_tokens and cutting the JSON
+            "entities": {"type": "array", "items": entity, "maxItems": _MAX_ENTITIES},
         },
         "required": ["index", "entities"],
         "additionalProperties": False,
     }
+    results: dict[str, Any] = {"type": "array", "items": result}
+    if texts is not None:
+        results |= {"minItems": texts, "maxItems": texts}
     return {
         "type": "object",
-        "properties": {"results": {"type": "array", "items": result}},
+        "properties": {"results": results},
         "required": ["results"],
         "additionalProperties": False,
     }
@@ -978,7 +994,7 @@ class HttpLLMExtractor(_CachedExtractor):
                 "json_schema": {
                     "name": "entities",
                     "strict": True,
-                    "schema": answer_schema(self.domain),
+                    "schema": answer_schema(self.domain, len(texts)),
                 },
             }
         last = ""
@@ -1045,7 +1061,9 @@ class HttpLLMExtractor(_CachedExtractor):
         for res in results:
             if not isinstance(res, dict) or not isinstance(res.get("entities"), list):
                 raise ValueError("a result lacks its 'entities' list")
-            idx = res.get("index", 0 if n == 1 else None)
+            # One text and one result cannot be mismatched, whatever number the model gave it
+            # (small models count from 1 although the prompt numbers texts from 0).
+            idx = 0 if n == 1 and len(results) == 1 else res.get("index")
             if not isinstance(idx, int) or not 0 <= idx < n or idx in out:
                 raise ValueError(f"result index {idx!r} is not a fresh text number below {n}")
             ents: list[tuple[str, str, float]] = []
