@@ -29,7 +29,6 @@ from kg.schema import (
     SCHEMA_VERSION_KEY,
     TS,
     UPDATED_AT,
-    WEIGHT,
     Label,
     PROP_DTYPES,
     PathKind,
@@ -372,41 +371,6 @@ FOLLOWS_ROWS = _rel_rows("FOLLOWS_ROWS", RelType.FOLLOWS)
 RECOMMENDED_ROWS = _rel_rows("RECOMMENDED_ROWS", RelType.RECOMMENDED)
 
 # --------------------------------------------------------------------------- explanation paths
-# Each returns raw, distinct path rows; kg.explain ranks them the same way for every store.
-
-PATHS_CO_INTERACTION = Query("PATHS_CO_INTERACTION", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
-MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
-MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})<-[:{RelType.INTERACTED}]-(o:{Label.USER})
-      -[:{RelType.INTERACTED}]->(i)
-WHERE o <> u AND x <> i
-RETURN DISTINCT x.{ID} AS via_item, o.{ID} AS other_user
-""")
-PATHS_ENTITY = Query("PATHS_ENTITY", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
-MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
-MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e:{Label.ENTITY})
-      <-[m2:{RelType.MENTIONS}]-(i)
-WHERE x <> i
-RETURN DISTINCT x.{ID} AS via_item, e.{ID} AS entity,
-       m1.{CONFIDENCE} AS via_confidence, m2.{CONFIDENCE} AS item_confidence
-""")
-PATHS_FRIEND = Query("PATHS_FRIEND", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
-MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
-MATCH (u)-[:{RelType.FOLLOWS}]->(f:{Label.USER})-[r:{RelType.INTERACTED}]->(i)
-WHERE f <> u
-RETURN f.{ID} AS friend, r.{TS} AS ts, r.{WEIGHT} AS weight
-""")
-PATHS_CATEGORY = Query("PATHS_CATEGORY", f"""
-MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
-MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain, {ID}: $item_id}}) {_seek("i", Label.ITEM)}
-MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
-      <-[:{RelType.IN_CATEGORY}]-(i)
-WHERE x <> i
-RETURN x.{ID} AS via_item, c.{ID} AS category, max(r.{TS}) AS ts
-""")
-
 # Batched: the path groups of kg.store.PATH_GROUP_COLUMNS from one user to a list of items,
 # each item's groups cut to the $limit best counts (ties kept; kg.store.finish_path_groups cuts
 # again and breaks ties in Python's string order, which Cypher's differs from). The items are one
@@ -532,12 +496,6 @@ REL_ROWS: dict[RelType, Query] = {
     RelType.INTERACTED: INTERACTED_ROWS, RelType.IN_CATEGORY: IN_CATEGORY_ROWS,
     RelType.MENTIONS: MENTIONS_ROWS, RelType.FOLLOWS: FOLLOWS_ROWS,
     RelType.RECOMMENDED: RECOMMENDED_ROWS,
-}
-PATHS: dict[PathKind, Query] = {
-    PathKind.CO_INTERACTION: PATHS_CO_INTERACTION,
-    PathKind.ENTITY: PATHS_ENTITY,
-    PathKind.FRIEND: PATHS_FRIEND,
-    PathKind.CATEGORY: PATHS_CATEGORY,
 }
 PATH_GROUPS: dict[PathKind, Query] = {
     PathKind.CO_INTERACTION: PATH_GROUPS_CO_INTERACTION,

@@ -54,7 +54,6 @@ from kg.store import (
     endpoint_error,
     finish_node_rows,
     finish_path_groups,
-    finish_path_rows,
     finish_rel_rows,
     node_records,
     recommendation_frame,
@@ -491,11 +490,6 @@ class Neo4jStore:
         rows = self._read(cypher.NODE_PROPS[Label(label)], domain=domain, ids=list(ids))
         return {r["id"]: {k: v for k, v in r["props"].items() if k not in (DOMAIN, BUILD)}
                 for r in rows}
-
-    def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
-        kind = PathKind(kind)
-        rows = self._read(cypher.PATHS[kind], domain=domain, user_id=user_id, item_id=item_id)
-        return finish_path_rows(kind, rows)
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
                        kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:

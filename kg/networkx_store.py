@@ -38,7 +38,6 @@ from kg.schema import (
     RELS,
     RUN_ID,
     TS,
-    WEIGHT,
     Label,
     PathKind,
     RelType,
@@ -50,7 +49,6 @@ from kg.store import (
     endpoint_error,
     finish_node_rows,
     finish_path_groups,
-    finish_path_rows,
     finish_rel_rows,
     node_records,
     recommendation_frame,
@@ -325,74 +323,6 @@ class NetworkXStore:
             if data is not None:
                 out[id_] = {k: v for k, v in data.items() if k not in (DOMAIN, BUILD)}
         return out
-
-    def _out(self, node: tuple, rel: RelType, label: Label) -> dict[tuple, list[dict]]:
-        """Neighbours reached from ``node`` over ``rel``, with the data of each such edge."""
-        name, want = str(rel), str(label)
-        found: dict[tuple, list[dict]] = {}
-        for v, keyed in self._graph._succ[node].items():
-            if v[0] != want:
-                continue
-            datas = [d for k, d in keyed.items() if _rel_type(k) == name]
-            if datas:
-                found[v] = datas
-        return found
-
-    def _in(self, node: tuple, rel: RelType, label: Label) -> set[tuple]:
-        name, want = str(rel), str(label)
-        return {u for u, keyed in self._graph._pred[node].items()
-                if u[0] == want and any(_rel_type(k) == name for k in keyed)}
-
-    def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
-        kind = PathKind(kind)
-        u = (str(Label.USER), domain, user_id)
-        i = (str(Label.ITEM), domain, item_id)
-        nodes = self._graph._node
-        rows: list[dict[str, Any]] = []
-        if u in nodes and i in nodes:
-            rows = self._paths(kind, u, i)
-        return finish_path_rows(kind, rows)
-
-    def _paths(self, kind: PathKind, u: tuple, i: tuple) -> list[dict[str, Any]]:
-        if kind is PathKind.FRIEND:
-            rows = []
-            for f in self._out(u, RelType.FOLLOWS, Label.USER):
-                if f == u:
-                    continue
-                for d in self._out(f, RelType.INTERACTED, Label.ITEM).get(i, []):
-                    rows.append({"friend": f[2], "ts": d.get(TS), "weight": d.get(WEIGHT)})
-            return rows
-        liked = self._out(u, RelType.INTERACTED, Label.ITEM)
-        liked.pop(i, None)
-        if kind is PathKind.CO_INTERACTION:
-            pairs = set()
-            for o in self._in(i, RelType.INTERACTED, Label.USER):
-                if o == u:
-                    continue
-                for x in self._out(o, RelType.INTERACTED, Label.ITEM):
-                    if x in liked:
-                        pairs.add((x[2], o[2]))
-            return [{"via_item": x, "other_user": o} for x, o in pairs]
-        if kind is PathKind.ENTITY:
-            target = {e: ds[0].get(CONFIDENCE) for e, ds in
-                      self._out(i, RelType.MENTIONS, Label.ENTITY).items()}
-            rows = []
-            for x in liked:
-                for e, ds in self._out(x, RelType.MENTIONS, Label.ENTITY).items():
-                    if e in target:
-                        rows.append({"via_item": x[2], "entity": e[2],
-                                     "via_confidence": ds[0].get(CONFIDENCE),
-                                     "item_confidence": target[e]})
-            return rows
-        # CATEGORY
-        cats = set(self._out(i, RelType.IN_CATEGORY, Label.CATEGORY))
-        latest: dict[tuple[str, str], int] = defaultdict(lambda: -(1 << 62))
-        for x, datas in liked.items():
-            ts = max(d.get(TS) for d in datas)
-            for c in self._out(x, RelType.IN_CATEGORY, Label.CATEGORY):
-                if c in cats:
-                    latest[(x[2], c[2])] = max(latest[(x[2], c[2])], ts)
-        return [{"via_item": x, "category": c, "ts": ts} for (x, c), ts in latest.items()]
 
     def _read_index(self, domain: str) -> _PathIndex:
         """The domain's adjacency for explanation reads, built on first use and rebuilt after any

@@ -33,14 +33,6 @@ from kg.schema import (
     RelType,
 )
 
-#: The columns :meth:`GraphStore.path_rows` returns for each kind of explanation path.
-PATH_COLUMNS: dict[PathKind, tuple[str, ...]] = {
-    PathKind.CO_INTERACTION: ("via_item", "other_user"),
-    PathKind.ENTITY: ("via_item", "entity", "via_confidence", "item_confidence"),
-    PathKind.FRIEND: ("friend", "ts", "weight"),
-    PathKind.CATEGORY: ("via_item", "category", "ts"),
-}
-
 #: The columns :meth:`GraphStore.path_rows_many` returns for each kind: one row per group of
 #: paths from the user to one of the items (``item_id``). Groups, and the count each is ranked by:
 #:
@@ -171,9 +163,6 @@ class GraphStore(Protocol):
 
     def node_props(self, label: Label, domain: str, ids: Sequence[str]) -> dict[str, dict]:
         """Properties of the given nodes by id (unknown ids are left out)."""
-
-    def path_rows(self, kind: PathKind, domain: str, user_id: str, item_id: str) -> pd.DataFrame:
-        """The distinct raw paths of one kind from a user to an item (:data:`PATH_COLUMNS`)."""
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
                        kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
@@ -313,16 +302,6 @@ def finish_rel_rows(rel: RelType, columns: dict[str, list]) -> pd.DataFrame:
         keys += [frame[k].to_numpy() for k in spec.key]
         frame = frame.iloc[np.lexsort(keys[::-1])]
     return frame.reset_index(drop=True)
-
-
-def finish_path_rows(kind: PathKind, records: list[Mapping[str, Any]]) -> pd.DataFrame:
-    """The frame :meth:`GraphStore.path_rows` returns: the kind's columns, sorted rows."""
-    cols = PATH_COLUMNS[kind]
-    frame = pd.DataFrame.from_records([tuple(r[c] for c in cols) for r in records],
-                                      columns=list(cols))
-    if len(frame):
-        frame = frame.sort_values(list(cols), kind="stable").reset_index(drop=True)
-    return frame
 
 
 def _rank_key(kind: PathKind, row: tuple) -> float:
