@@ -260,6 +260,8 @@ def main() -> None:
     ap.add_argument("--explained-k", type=int, default=20, help="list length of the explained-list phase")
     ap.add_argument("--out", type=Path, default=None,
                     help="measure an existing output root instead (skips the import and refresh)")
+    ap.add_argument("--keep-neo4j", action="store_true",
+                    help="leave the benchmark's Neo4j server running afterwards (warm for a rerun)")
     ap.add_argument("--domain", default=None, help="with --out: the domain to measure")
     ap.add_argument("--graph", default="embedded", help="with --out: embedded or a bolt:// URI")
     args = ap.parse_args()
@@ -340,6 +342,10 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if args.out is None and not args.keep_neo4j:
+            from kg.server import Neo4jServer
+
+            Neo4jServer(args.work / "neo4j", bolt_port=args.bolt_port, http_port=args.bolt_port + 1).stop()
     table = pd.DataFrame(rows)
     print(f"\nmachine: {machine()}")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
