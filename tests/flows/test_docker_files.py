@@ -34,7 +34,10 @@ def compose_command() -> list[str]:
 def compose_config(env_file: Path | None, tmp_path: Path) -> subprocess.CompletedProcess:
     # a clean environment: values come only from the env file, as for a user's docker/.env
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    args = ["--env-file", str(env_file)] if env_file else []
+    if env_file is None:  # an empty one, so a developer's docker/.env is not read either
+        env_file = tmp_path / "empty.env"
+        env_file.write_text("")
+    args = ["--env-file", str(env_file)]
     return subprocess.run([*compose_command(), "-f", str(DOCKER / "compose.yaml"), *args, "config",
                            "--format", "json"], capture_output=True, text=True, env=env, cwd=tmp_path)
 
