@@ -86,7 +86,7 @@ class RichReporter:
         self._progress = Progress(SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description:<28}"),
                                   BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                   console=self.console, transient=False)
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, tuple[int, int]] = {}  # step -> (rich task id, total)
 
     def __enter__(self) -> RichReporter:
         self._progress.start()
@@ -100,21 +100,19 @@ class RichReporter:
         self._progress.console.print(text)
 
     def begin(self, step: str, total: int | None) -> None:
-        self._tasks[step] = self._progress.add_task(step, total=total if total is not None else 1)
+        total = total if total is not None else 1
+        self._tasks[step] = (self._progress.add_task(step, total=total), total)
 
     def advance(self, step: str, units: int) -> None:
         if step in self._tasks:
-            self._progress.advance(self._tasks[step], units)
+            self._progress.advance(self._tasks[step][0], units)
 
     def end(self, step: str, ok: bool) -> None:
-        task_id = self._tasks.pop(step, None)
-        if task_id is None:
+        if step not in self._tasks:
             return
-        task = next((t for t in self._progress.tasks if t.id == task_id), None)
-        if ok and task is not None:
-            self._progress.update(task_id, completed=task.total)
-        elif ok:
-            pass
+        task_id, total = self._tasks.pop(step)
+        if ok:
+            self._progress.update(task_id, completed=total)
         else:
             self._progress.update(task_id, description=f"[red]{step} (failed)")
         self._progress.stop_task(task_id)
