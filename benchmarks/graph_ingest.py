@@ -113,7 +113,7 @@ class _Timed:
 # --------------------------------------------------------------------------- child: one build
 
 
-def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int) -> dict:
+def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, writers: int) -> dict:
     from kg.builder import build_graph
 
     with dataset_pickle.open("rb") as fh:
@@ -125,7 +125,7 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int) ->
         from kg.server import Neo4jServer
 
         server = Neo4jServer(ROOT / ".neo4j")
-        store = Neo4jStore(server.settings(), batch_size=batch_size)
+        store = Neo4jStore(server.settings(), batch_size=batch_size, writers=writers)
         store.drop_domain(DOMAIN)
         server_pid = int(server.pid_file.read_text().strip())
     else:
@@ -191,9 +191,9 @@ def _prepare(size: int, work: Path) -> Path:
     return pickled
 
 
-def _run_child(store: str, pickled: Path, work: Path, batch_size: int) -> dict:
+def _run_child(store: str, pickled: Path, work: Path, batch_size: int, writers: int) -> dict:
     cmd = [sys.executable, __file__, "--child", store, "--dataset", str(pickled),
-           "--work", str(work), "--batch-size", str(batch_size)]
+           "--work", str(work), "--batch-size", str(batch_size), "--writers", str(writers)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     if done.returncode != 0:
@@ -208,12 +208,12 @@ def _machine() -> str:
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("store", "interactions", "INTERACTED rel/s", "rel per CPU-s", "all rel/s", "build s",
+    head = ("store", "run", "interactions", "INTERACTED rel/s", "rel per CPU-s", "all rel/s", "build s",
             "peak RSS", "RSS growth", "load")
     lines = [head]
     for r in rows:
         lines.append((
-            r["store"], f"{r['interactions']:,}", f"{r['interactions'] / r['interacted_s']:,.0f}",
+            r["store"], str(r.get("run", 1)), f"{r['interactions']:,}", f"{r['interactions'] / r['interacted_s']:,.0f}",
             f"{r['interactions'] / r['interacted_cpu_s']:,.0f}",
             f"{r['relationships'] / r['total_s']:,.0f}", f"{r['total_s']:.1f}",
             f"{r['peak_rss'] / 2**30:.2f} GiB", f"{r['build_growth'] / 2**30:.2f} GiB",
@@ -230,13 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="100000,1000000", help="interaction counts, comma-separated")
     p.add_argument("--stores", default="neo4j,networkx", help="neo4j, networkx or both")
     p.add_argument("--batch-size", type=int, default=10_000, help="Neo4j rows per transaction")
+    p.add_argument("--writers", type=int, default=2,
+                   help="concurrent Neo4j write transactions for a first build's relationships")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="builds per (size, store); later ones run on a warmed-up server")
     p.add_argument("--work", type=Path, default=ROOT / "out" / "bench-graph")
     p.add_argument("--child", choices=("neo4j", "networkx"), help=argparse.SUPPRESS)
     p.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.child:
-        print(json.dumps(child(args.child, args.dataset, args.work, args.batch_size)))
+        print(json.dumps(child(args.child, args.dataset, args.work, args.batch_size, args.writers)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -253,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             print(f"{size:,} interactions:", flush=True)
             pickled = _prepare(size, args.work)
-            for store in stores:
-                r = _run_child(store, pickled, args.work, args.batch_size)
+            for store, run in ((s, n) for s in stores for n in range(1, args.repeat + 1)):
+                r = _run_child(store, pickled, args.work, args.batch_size, args.writers)
+                r["run"] = run
                 rows.append(r)
-                print(f"  {store}: {r['interactions'] / r['interacted_s']:,.0f} INTERACTED rel/s, "
+                print(f"  {store} (run {run}): {r['interactions'] / r['interacted_s']:,.0f} INTERACTED rel/s, "
                       f"build {r['total_s']:.1f}s, peak RSS {r['peak_rss'] / 2**30:.2f} GiB; "
                       f"phases {json.dumps({k: round(v, 2) for k, v in r['phases'].items()})}",
                       flush=True)
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             lease.__exit__(None, None, None)
     print()
-    print(f"Machine: {_machine()}; Neo4j batch size {args.batch_size:,}")
+    print(f"Machine: {_machine()}; Neo4j batch size {args.batch_size:,}, {args.writers} writer(s)")
     print(_table(rows))
     return 0
 

@@ -17,6 +17,7 @@ import logging
 import math
 import secrets
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +213,11 @@ class Neo4jStore:
         max_retry_time_s: how long the driver keeps retrying a transaction that failed with
             a transient error.
         connection_timeout_s: how long one connection attempt may take.
+        writers: concurrent write transactions for a first build's relationships (batches hold
+            disjoint start nodes, so they seldom wait on each other; a deadlock between two
+            of them is a transient error that the driver retries). One transaction runs on
+            one server core, so two writers let a 2-core server use both; merges (a refresh
+            of an existing domain) always run one at a time.
 
     Raises:
         GraphStoreError: the server stayed unreachable after ``connect_attempts`` tries, or it
@@ -230,11 +236,15 @@ class Neo4jStore:
         retry_delay_s: float = 0.5,
         max_retry_time_s: float = 30.0,
         connection_timeout_s: float = 5.0,
+        writers: int = 2,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if connect_attempts < 1:
             raise ValueError(f"connect_attempts must be >= 1, got {connect_attempts}")
+        if writers < 1:
+            raise ValueError(f"writers must be >= 1, got {writers}")
+        self.writers = writers
         self.uri = str(settings.uri)
         self.location = self.uri
         self.database = settings.database
@@ -405,8 +415,7 @@ class Neo4jStore:
     def _write_groups(self, rel: RelType, query: Query, domain: str, frame: pd.DataFrame,
                       node_ids: tuple[dict[str, int], dict[str, int]] | None = None,
                       **params: Any) -> int:
-        written = 0
-        for batch, n_rows in packed_batches(rel, frame, self.batch_size):
+        def write(batch: dict[str, Any], n_rows: int) -> int:
             sent = batch
             if node_ids is not None:
                 sent = _by_node_id(batch, *node_ids)
@@ -416,7 +425,28 @@ class Neo4jStore:
             n = int(out[0]["written"]) if out else 0
             if n < n_rows:
                 raise self._missing(rel, domain, batch)
-            written += n
+            return n
+
+        batches = packed_batches(rel, frame, self.batch_size)
+        # Only CREATE (node_ids given) runs concurrently: concurrent MERGEs of one pair could
+        # both miss and both create.
+        if node_ids is None or self.writers == 1:
+            return sum(write(batch, n_rows) for batch, n_rows in batches)
+        written = 0
+        with ThreadPoolExecutor(self.writers, thread_name_prefix="kgrec-neo4j-writer") as pool:
+            pending: set[Future[int]] = set()
+            try:
+                for batch, n_rows in batches:
+                    if len(pending) >= 2 * self.writers:  # bounded: batches are packed lazily
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        written += sum(f.result() for f in done)
+                    pending.add(pool.submit(write, batch, n_rows))
+                done, pending = wait(pending)
+                written += sum(f.result() for f in done)
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
         return written
 
     def _missing(self, rel: RelType, domain: str, batch: dict[str, Any]):

@@ -197,6 +197,30 @@ def _medium_dataset(folder: Path, n_users=400, n_items=600, n_inter=40_000):
     return write_dataset(folder, DatasetManifest("content", "medium"), users, items, inter)
 
 
+@pytest.mark.parametrize("writers", [1, 4])
+def test_concurrent_writers_create_exactly_the_rows_of_the_dataset(neo4j_server, tmp_path, writers):
+    # 40,000 interactions in batches of 500 over 400 users and 600 items: many transactions
+    # touch the same items at once, so waits and retried deadlocks happen for real with 4.
+    dataset = open_dataset(_medium_dataset(tmp_path / "medium"))
+    want = build_rows(dataset)
+    with Neo4jStore(neo4j_server, batch_size=500, writers=writers) as store:
+        store.drop_domain("content")
+        try:
+            counts = build_graph(store, dataset)
+            assert counts == want.expected_counts()
+            got = store.rel_rows("INTERACTED", "content")
+            exp = want.rels["INTERACTED"]
+            assert sorted(zip(got.src, got.dst, got.ts, got.weight)) == \
+                sorted(zip(exp.src, exp.dst, exp.ts, exp.weight))
+        finally:
+            store.drop_domain("content")
+
+
+def test_writers_must_be_positive(neo4j_server):
+    with pytest.raises(ValueError, match="writers must be >= 1"):
+        Neo4jStore(neo4j_server, writers=0)
+
+
 def test_a_build_killed_mid_write_converges_when_rerun(neo4j_store, neo4j_server, tmp_path, request):
     folder = _medium_dataset(tmp_path / "medium")
     dataset = open_dataset(folder)
