@@ -271,6 +271,9 @@ def serve(
     cors_origin: list[str] = typer.Option([], help="Allow this browser origin (repeatable); CORS is off without it."),
     check_interval: float = typer.Option(2.0, help="Seconds between checks for a new publication."),
     threads: int = typer.Option(1, help="torch threads per process: 1 keeps concurrent requests from competing."),
+    text_parallel: Optional[int] = typer.Option(None, min=1, show_default=False,
+                                                help="Text queries encoded at once, one core each "
+                                                     "(default: the cores this process may use)."),
 ) -> None:
     """Run the HTTP API over the latest publications (docs at /docs); new runs are picked up live."""
     import torch
@@ -282,7 +285,8 @@ def serve(
 
     torch.set_num_threads(threads)
     config = ServeConfig(out=out, graph=graph, api_key=SecretStr(api_key) if api_key else None,
-                         cors_origins=tuple(cors_origin), check_interval_s=check_interval)
+                         cors_origins=tuple(cors_origin), check_interval_s=check_interval,
+                         **({"text_parallel": text_parallel} if text_parallel else {}))
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
 
 

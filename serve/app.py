@@ -42,24 +42,25 @@ IdParam = Annotated[str, PathParam(min_length=1, max_length=256)]
 class _Encoder:
     """The query text encoder, loaded once per process on first use.
 
-    Calls are serialised: the fast tokenizer is not safe to share between threads, and on a
-    small machine one query at a time is as fast as several.
+    A :class:`~text.encoders.QueryEncoder`: the same vector as ``encode_queries([text])``, from
+    a traced graph that releases the GIL, so ``parallel`` requests encode at once (one core each
+    with ``kgrec serve --threads 1``); more wait for a free slot.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, parallel: int = 1) -> None:
+        self.parallel = parallel
         self._enc = None
         self._lock = threading.Lock()
 
     def encode(self, text: str) -> np.ndarray | None:
-        with self._lock:
-            if self._enc is None:
-                from text.encoders import EncoderConfig, TextEncoder
+        if self._enc is None:
+            with self._lock:
+                if self._enc is None:
+                    from text.encoders import EncoderConfig, QueryEncoder, TextEncoder
 
-                self._enc = TextEncoder(EncoderConfig(device="cpu"))
-            table = self._enc.encode_queries([text])
-        if not table.has_text[0]:
-            return None
-        return table.vectors[:1]
+                    self._enc = QueryEncoder(TextEncoder(EncoderConfig(device="cpu")), parallel=self.parallel)
+        vector, has_text = self._enc.encode(text)
+        return vector[None, :] if has_text else None
 
 
 def _store_opener(config: ServeConfig):
@@ -146,7 +147,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     """
     config = config or ServeConfig()
     registry = PublicationRegistry(config.out, config.check_interval_s, _store_opener(config))
-    encoder = _Encoder()
+    encoder = _Encoder(config.text_parallel)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

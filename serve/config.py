@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class ServeConfig(BaseModel):
@@ -27,6 +36,9 @@ class ServeConfig(BaseModel):
     """Explanation paths per recommended item."""
     max_text_chars: int = Field(4000, ge=16, le=100_000)
     """Longest free-text query accepted; longer ones are refused with 422."""
+    text_parallel: int = Field(default_factory=usable_cores, ge=1, le=256)
+    """Text queries encoded at once (the encoder releases the GIL; one core each with one torch
+    thread). Default: the cores this process may use."""
 
     @field_validator("graph")
     @classmethod

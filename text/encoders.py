@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -339,3 +340,139 @@ class TextEncoder:
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = pooled.float().cpu().numpy()
         return out
+
+
+def _last_hidden(model: Any, with_token_types: bool) -> Any:
+    """A module ``(input_ids[, token_type_ids]) -> last_hidden_state`` around a transformers
+    encoder: tensors in, one tensor out, as tracing needs."""
+    import torch
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, token_type_ids=None):
+            kw = {"token_type_ids": token_type_ids} if with_token_types else {}
+            return self.model(input_ids=input_ids, return_dict=True, **kw).last_hidden_state
+
+    return LastHidden().eval()
+
+
+class QueryEncoder:
+    """One query at a time on the CPU, for request paths (the API's text cold start).
+
+    Gives the vector :meth:`TextEncoder.encode_queries` gives for ``[text]`` (same cleaning, same
+    tokenisation, same pooling and normalisation), but runs the transformer as a traced and
+    frozen TorchScript graph: no Python between the layers (about a third of an eager forward
+    pass of a short query on one thread), and the GIL is released for the whole pass, so
+    ``parallel`` requests in threads of one process use that many cores.
+
+    Tracing records one execution. It is only used where that execution is the only one that
+    can happen: a batch of one unpadded query (attention mask all ones, which transformers turns
+    into "no mask" while tracing). The traced graph is checked against the eager model on two
+    query lengths when it is built; any other model layout, a CUDA encoder or a failed check
+    uses the eager :meth:`TextEncoder.encode_queries`, one query at a time.
+
+    Args:
+        encoder: a loaded :class:`TextEncoder` (its model is shared, not copied).
+        parallel: forward passes allowed at once (one per core to use); more wait their turn.
+        compiled: False keeps the eager path (for comparisons).
+    """
+
+    #: Largest difference from the eager model accepted when the traced graph is checked.
+    TOLERANCE = 1e-4
+
+    def __init__(self, encoder: TextEncoder, parallel: int = 1, compiled: bool = True) -> None:
+        import threading
+
+        self.encoder = encoder
+        self.parallel = max(1, int(parallel))
+        self._slots = threading.BoundedSemaphore(self.parallel)
+        self._prep_lock = threading.Lock()   # fast tokenizers must not be shared between threads
+        self._eager_lock = threading.Lock()
+        self._traced: Any = None
+        self.compiled = bool(compiled) and self._build()
+
+    def _layout(self) -> Any:
+        """The sentence-transformers pipeline when its first module is a plain text transformer."""
+        st = self.encoder._st
+        if st is None or self.encoder.device != "cpu" or len(st) < 2:
+            return None
+        first = st[0]
+        mod = getattr(first, "modality_config", None)
+        if type(first).__name__ != "Transformer" or mod is None or set(mod) != {"text"} \
+                or mod["text"].get("method") != "forward" \
+                or mod["text"].get("method_output_name") != "last_hidden_state" \
+                or getattr(first, "_unpad_inputs", None) \
+                or getattr(first.auto_model.config, "output_hidden_states", False):
+            return None
+        if any(type(m).__name__ not in ("Pooling", "Normalize") for m in list(st)[1:]):
+            return None
+        return st
+
+    def _features(self, text: str) -> dict:
+        st = self.encoder._st
+        with self._prep_lock:
+            return st.preprocess([text], prompt=st.prompts.get("query") or None, task="query")
+
+    def _build(self) -> bool:
+        import logging
+
+        import torch
+
+        log = logging.getLogger(__name__)
+        st = self._layout()
+        if st is None:
+            return False
+        try:
+            model = st[0].auto_model.eval()
+            sample = self._features("a short query to trace the encoder with")
+            types = "token_type_ids" in sample
+            inputs = (sample["input_ids"], sample["token_type_ids"]) if types else (sample["input_ids"],)
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                # transformers turns a few shape tests into constants (is the query longer than
+                # one token; BERT is never causal): true of every input this path traces for
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(_last_hidden(model, types), inputs, strict=False, check_trace=False)
+                traced = torch.jit.freeze(traced.eval())
+            self._traced = traced
+            for text in ("a short query to trace the encoder with",
+                         "a much longer query, with punctuation, numbers like 1999 and several clauses, "
+                         "that tokenises to many more word pieces than the one the graph was traced on"):
+                diff = float(np.abs(self._compiled(text) - self._eager(text)).max())
+                if not diff <= self.TOLERANCE:
+                    raise EncoderError(f"traced encoder differs from the eager model by {diff:.2e}")
+        except Exception as e:  # noqa: BLE001 - any tracing failure keeps the eager path
+            log.warning("query encoder stays eager (%s: %s)", type(e).__name__, e)
+            self._traced = None
+            return False
+        return True
+
+    def _compiled(self, cleaned: str) -> np.ndarray:
+        import torch
+
+        st = self.encoder._st
+        features = self._features(cleaned)
+        mask = features.get("attention_mask")
+        if features["input_ids"].shape[0] != 1 or (mask is not None and not bool(mask.all())):
+            return self._eager(cleaned)  # not the one execution the trace recorded
+        args = (features["input_ids"], features["token_type_ids"]) if "token_type_ids" in features \
+            else (features["input_ids"],)
+        with self._slots, torch.inference_mode():
+            features["token_embeddings"] = self._traced(*args)
+            for module in list(st)[1:]:
+                features = module(features)
+            v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
+        return v[0].float().numpy()
+
+    def _eager(self, cleaned: str) -> np.ndarray:
+        with self._eager_lock, self._slots:
+            return self.encoder._embed([cleaned], "query")[0]
+
+    def encode(self, text: str) -> tuple[np.ndarray, bool]:
+        """``(vector, has_text)`` for one query; ``has_text`` is False when nothing was left after
+        clean-up (the vector is then the empty string's, as in :class:`EmbeddingTable`)."""
+        cleaned = clean_texts(["query"], [text], self.encoder.config.max_chars)[0]
+        v = self._compiled(cleaned) if self.compiled else self._eager(cleaned)
+        return np.asarray(v, dtype=np.float32), cleaned != ""

@@ -98,6 +98,31 @@ def test_text_cold_start_finds_electronics(client, ecommerce):
     assert len({i["item_id"] for i in got}) == 10
 
 
+def test_concurrent_text_queries_answer_as_the_eager_encoder_would(client, served_out):
+    """Text queries encode in parallel on a traced graph: answers must be those of the eager
+    sentence-transformers path (``encode_queries``), one query at a time, ranked the same way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serve.ranking import new_user
+    from text.encoders import EncoderConfig, TextEncoder
+
+    texts = [f"{t} {n}" for n, t in enumerate([ELECTRONICS, "a warm winter coat",
+                                               "garden tools for a small balcony"] * 4)]
+
+    def post(text):
+        return [i["item_id"] for i in items_of(client.post("/v1/ecommerce/recommendations",
+                                                           json={"text": text, "k": 10}))]
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(post, texts))
+    pub = client.app.state.registry.get("ecommerce")
+    eager = TextEncoder(EncoderConfig(device="cpu"))
+    for text, got in zip(texts, together):
+        x = eager.encode_queries([text]).vectors
+        want = new_user(pub, x, np.empty(0, np.int64), [], None, 10, 0.0, None, None)
+        assert got == [str(i) for i in pub.item_ids[want.items]], text
+
+
 def test_history_is_never_recommended_back(client, ecommerce):
     _, _, items, _ = ecommerce
     history = items.loc[items.category.str.startswith("home"), "item_id"].head(3).tolist()

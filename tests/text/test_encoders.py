@@ -121,3 +121,64 @@ def test_config_is_validated():
         EncoderConfig(batch_size=0)
     with pytest.raises(ValueError):
         EncoderConfig(modle="x")  # typo'd field names are refused, not ignored
+
+
+QUERIES = [
+    "funny animated movie for the whole family",
+    "x",
+    "<p>Wireless <b>headphones</b> &amp; a case</p>",
+    "Москва, 東京 and Paris in one sentence ✈️",
+    "   ",
+    "",
+    # past MiniLM's 256 word pieces: truncated by the tokenizer exactly as in a batch
+    " ".join(["a long rambling description of what I would like to watch tonight"] * 40),
+]
+
+
+@pytest.fixture(scope="module")
+def query_encoder(minilm_session):
+    from text.encoders import QueryEncoder
+
+    return QueryEncoder(minilm_session, parallel=2)
+
+
+def test_query_encoder_gives_the_vectors_of_encode_queries(minilm, query_encoder):
+    assert query_encoder.compiled  # the traced graph passed its own check against the eager model
+    for text in QUERIES:
+        vector, has_text = query_encoder.encode(text)
+        want = minilm.encode_queries([text])
+        assert has_text == bool(want.has_text[0]), text
+        assert vector.dtype == np.float32 and vector.shape == (minilm.dim,)
+        # the same kernels on the same inputs: equal to float noise, not approximately
+        np.testing.assert_allclose(vector, want.vectors[0], atol=1e-6, err_msg=text[:40])
+
+
+def test_query_encoder_is_exact_at_every_length_the_trace_did_not_see(minilm, query_encoder):
+    # the graph was traced on one length; shapes must not have been baked in
+    words = "space opera with robots, love and a twist in the last act".split()
+    texts = [" ".join(words[: n % len(words) + 1] * (n // len(words) + 1)) for n in range(0, 60, 3)]
+    got = np.stack([query_encoder.encode(t)[0] for t in texts])
+    want = minilm.encode_queries(texts).vectors  # one batch, padded: the refresh flow's path
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_query_encoder_threads_get_their_own_answers(query_encoder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"{q} {n}" for n, q in enumerate(["war film", "cosy mystery", "jazz documentary"] * 8)]
+    alone = [query_encoder.encode(t)[0] for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda t: query_encoder.encode(t)[0], texts))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_query_encoder_without_sentence_transformers_stays_eager_and_equal(plain_session, minilm):
+    from text.encoders import QueryEncoder
+
+    q = QueryEncoder(plain_session)
+    assert not q.compiled
+    vector, has_text = q.encode("noise cancelling headphones")
+    assert has_text
+    np.testing.assert_allclose(vector, minilm.encode_queries(["noise cancelling headphones"]).vectors[0],
+                               atol=1e-5)
