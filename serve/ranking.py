@@ -153,10 +153,18 @@ def model_candidates(pub: LoadedPublication, u: int, exclude: np.ndarray, n: int
 
 
 def popular(pub: LoadedPublication, exclude: np.ndarray | None, n: int) -> Ranked:
-    """The most interacted-with items (reason ``popular``); score = log1p(count)."""
-    s = np.log1p(pub.popularity)
-    top = top_of(s, exclude, n)
-    return Ranked(top, s[top], np.full(len(top), "popular", dtype=object))
+    """The most interacted-with items (reason ``popular``); score = log1p(count).
+
+    The head of the publication's popularity order (what :func:`top_of` would sort out of
+    the scores), skipping ``exclude``.
+    """
+    order = pub.popular_order
+    if exclude is not None and len(exclude):
+        head = order[:n + len(exclude)]
+        top = head[~np.isin(head, exclude)][:n]
+    else:
+        top = order[:n]
+    return Ranked(top, np.log1p(pub.popularity[top]), np.full(len(top), "popular", dtype=object))
 
 
 def published(pub: LoadedPublication, user_id: str, k: int, diversity: float, category: str | None,
@@ -189,6 +197,14 @@ def score_new_user(pub: LoadedPublication, x_text: np.ndarray | None, history: n
     over the signals that can score an item; the reason is the signal that contributed most.
     Items no signal can score stay NaN (the caller fills them with popular ones).
     """
+    total, best, names = _new_user_scores(pub, x_text, history, friends)
+    return total, names[best]
+
+
+def _new_user_scores(pub: LoadedPublication, x_text: np.ndarray | None, history: np.ndarray,
+                     friends: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`score_new_user` with the reasons as ``names[best]`` (the caller names only the
+    items it keeps, not the whole catalogue)."""
     import torch
 
     parts: dict[str, np.ndarray] = {}
@@ -197,7 +213,7 @@ def score_new_user(pub: LoadedPublication, x_text: np.ndarray | None, history: n
         s = pub.model.score_new_users(xt, [friends] if friends else None)[0]
         parts["gnn" if x_text is not None else "friends"] = standardise(s)
     if x_text is not None:
-        s = (pub.x_item @ x_text[0]).astype(np.float64)
+        s = (np.asarray(x_text[0], dtype=np.float32) @ pub.x_item_t).astype(np.float64)
         s[~pub.has_text_item] = np.nan
         parts["text"] = standardise(s)
     if len(history):
@@ -217,14 +233,16 @@ def score_new_user(pub: LoadedPublication, x_text: np.ndarray | None, history: n
             parts["history"] = np.nanmean(np.stack(parts_h), axis=0) if len(parts_h) > 1 else parts_h[0]
     n = pub.n_items
     if not parts:
-        return np.full(n, np.nan), np.full(n, "popular", dtype=object)
+        return np.full(n, np.nan), np.zeros(n, dtype=np.intp), np.asarray(["popular"], dtype=object)
     names = list(parts)
     stack = np.stack([parts[p] for p in names])
     finite = np.isfinite(stack)
     count = finite.sum(0)
     total = np.where(count > 0, np.where(finite, stack, 0.0).sum(0) / np.maximum(count, 1), np.nan)
-    best = np.argmax(np.where(finite, stack, -np.inf), axis=0)
-    return total, np.asarray(names, dtype=object)[best]
+    ranked = np.where(finite, stack, -np.inf)
+    # argmax picks the first of equal maxima; for two signals that is "the second only if larger"
+    best = (ranked[1] > ranked[0]).astype(np.intp) if len(names) == 2 else np.argmax(ranked, axis=0)
+    return total, best, np.asarray(names, dtype=object)
 
 
 def new_user(pub: LoadedPublication, x_text: np.ndarray | None, history: np.ndarray, friends: list[int],
@@ -234,11 +252,11 @@ def new_user(pub: LoadedPublication, x_text: np.ndarray | None, history: np.ndar
     if point is not None and pub.item_pos is None:
         raise InvalidRequestError(f"location: items of domain {pub.domain!r} have no coordinates",
                                   "location", "body")
-    total, reasons = score_new_user(pub, x_text, history, friends)
+    total, best, names = _new_user_scores(pub, x_text, history, friends)
     exclude = history
     if np.isfinite(total).any():
         top = top_of(total, exclude, POOL if (category or point is not None or diversity > 0) else max(k, 50))
-        r = Ranked(top, total[top], reasons[top])
+        r = Ranked(top, total[top], names[best[top]])
     elif point is not None:
         s = NearbyScorer(np.asarray([point]), pub.item_pos, pub.popularity, decay_km=DECAY_KM).score(np.zeros(1, np.int64))[0]
         top = top_of(s, exclude, POOL)
