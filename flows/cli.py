@@ -133,6 +133,8 @@ def refresh(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     extractor: str = typer.Option("ner", help="Entity extraction: ner (offline default), llm-local, llm-http, none."),
     evaluate: bool = typer.Option(True, help="Evaluate against the baselines before publishing."),
+    eval_max_users: int = typer.Option(10_000, help="Evaluate on a seeded sample of at most this many "
+                                       "test users, each ranked against the whole catalogue (0: all)."),
     epochs: int = typer.Option(60, help="Upper bound on training epochs."),
     task_runner: str = typer.Option("thread", help="thread (default) or dask (local cluster, or --dask-address)."),
     dask_address: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler."),
@@ -145,6 +147,7 @@ def refresh(
 
     params = RefreshParams(dataset_dir=str(dataset_dir), graph=graph, out=str(out), k=k, device=device,
                            extractor=extractor, evaluate=evaluate, epochs=epochs,
+                           eval_max_users=eval_max_users or None,
                            cache_dir=str(cache_dir) if cache_dir else None)
     with _progress_bars(progress):
         summary = run_refresh(params, task_runner=task_runner, dask_address=dask_address)

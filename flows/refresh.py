@@ -52,6 +52,10 @@ class RefreshParams(BaseModel):
     """Baselines evaluated next to kgrec (same split)."""
     ablations: tuple[str, ...] = ()
     """kgrec ablations to evaluate too (slower): no_residual, no_text, no_entities, no_gnn, no_id_dropout."""
+    eval_max_users: int | None = Field(10_000, ge=1)
+    """Evaluate on a seeded uniform sample of at most this many test users (each still ranked
+    against the whole catalogue); None evaluates every test user. Keeps the evaluation of a
+    large dataset affordable; the bundled and shared datasets have fewer test users."""
     batch_items: int = Field(2000, ge=10)
     """Items per extraction batch; batches fan out over the task runner (Dask with --task-runner dask)."""
     seed: int = 42
@@ -203,8 +207,9 @@ def _model_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
     maker = _metrics_path if ctx.task.name == "evaluate-models" else _model_path
     path = maker(inputs["graph"], inputs["features"], p)
+    extra = (p.eval_max_users,) if ctx.task.name == "evaluate-models" else ()
     return _key(ctx.task.name, _where(p), str(path), inputs["graph"].build, inputs["features"].key,
-                p.device, p.epochs, p.baselines, p.ablations, p.seed, p.k)
+                p.device, p.epochs, p.baselines, p.ablations, p.seed, p.k, *extra)
 
 
 @task(name="evaluate-models", cache_key_fn=_model_key, persist_result=True)

@@ -190,7 +190,8 @@ def evaluate_domain(export_path: Path, features_path: Path, params: dict, out_cs
     features = load_features(features_path)
     cfg = ComparisonConfig(split=SplitConfig(seed=params.get("seed", 42)), kgrec=_train_config(params),
                            baselines=tuple(params.get("baselines", ())),
-                           ablations=tuple(params.get("ablations", ())))
+                           ablations=tuple(params.get("ablations", ())),
+                           max_eval_users=params.get("eval_max_users"))
     result = compare_models(export["data"], features, cfg)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out_csv, index=False)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -191,6 +191,20 @@ class ProtocolSplit:
     def train_matrix(self) -> sp.csr_matrix:
         return self.train.csr(self.n_users, self.n_items)
 
+    def sample_test_users(self, max_users: int | None, seed: int) -> ProtocolSplit:
+        """The same split with the test pairs of at most ``max_users`` test users, drawn
+        uniformly with ``seed`` (all of them when there are fewer, or ``max_users`` is None).
+
+        Metrics are means over users, so a uniform sample of users estimates them without
+        bias; each sampled user is still ranked against the whole catalogue, and training
+        keeps every train pair. This is what makes evaluation affordable on large datasets.
+        """
+        users = np.unique(self.test.user)
+        if max_users is None or len(users) <= max_users:
+            return self
+        keep = np.random.default_rng(seed).choice(users, max_users, replace=False)
+        return replace(self, test=self.test.select(np.isin(self.test.user, keep)))
+
     def summary(self) -> dict[str, float]:
         codes = self.test_slices()
         n = len(self.train) + len(self.test)
@@ -300,6 +314,7 @@ def rank_test_pairs(score_fn: ScoreFn, split: ProtocolSplit, k: int | None = Non
     topk = np.full((len(users), k), -1, np.int64)
     by_row = np.argsort(pair_row, kind="stable")
     row_starts = np.searchsorted(pair_row[by_row], np.arange(len(users) + 1))
+    kk = min(k, split.n_items)
     for b0 in range(0, len(users), batch_size):
         ub = users[b0:b0 + batch_size]
         s = np.asarray(score_fn(ub), dtype=np.float64)
@@ -309,16 +324,57 @@ def rank_test_pairs(score_fn: ScoreFn, split: ProtocolSplit, k: int | None = Non
         sub = seen[ub]
         s[np.repeat(np.arange(len(ub)), np.diff(sub.indptr)), sub.indices] = -np.inf
         st = torch.from_numpy(s)
-        order = torch.sort(st, dim=1, descending=True, stable=True).indices
-        rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(1, split.n_items + 1).expand(len(ub), -1).contiguous())
         n_valid = torch.isfinite(st).sum(1).numpy()
-        top = order[:, :k].numpy().copy()
-        top[np.arange(k)[None, :] >= n_valid[:, None]] = -1
-        topk[b0:b0 + len(ub)] = top
+        top = _stable_topk(st, kk).numpy()
+        top[np.arange(kk)[None, :] >= n_valid[:, None]] = -1
+        topk[b0:b0 + len(ub), :kk] = top
         p = by_row[row_starts[b0]:row_starts[min(b0 + len(ub), len(users))]]
-        pair_rank[p] = rank.numpy()[pair_row[p] - b0, test.item[p]]
+        pair_rank[p] = _ranks_of(s, pair_row[p] - b0, test.item[p])
     return RankedLists(users, topk, pair_row, test.item.copy(), pair_rank, codes)
+
+
+def _stable_topk(s: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of each row's ``k`` highest scores, best first, ties by lower index first: the
+    first ``k`` of a stable descending sort, without sorting the whole row."""
+    if k == 0:
+        return torch.empty((s.shape[0], 0), dtype=torch.int64)
+    values, idx = torch.topk(s, k, dim=1)
+    kth = values[:, k - 1:k]
+    # Rows where more than k entries reach the k-th value have a tie straddling the cut, and
+    # topk may have kept any of the tied entries: keep the lowest-indexed ones instead.
+    for r in torch.nonzero((s >= kth).sum(1) > k).flatten().tolist():
+        row, v = s[r], kth[r, 0]
+        above = torch.nonzero(row > v).flatten()
+        tied = torch.nonzero(row == v).flatten()[:k - len(above)]
+        idx[r] = torch.cat([above, tied])
+    # order each list by score, ties by index (sort the indices first, then stably by score)
+    idx = torch.sort(idx, dim=1).values
+    order = torch.sort(s.gather(1, idx), dim=1, descending=True, stable=True).indices
+    return idx.gather(1, order)
+
+
+def _ranks_of(s: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """1-based position of ``items[i]`` in the stable descending order of row ``rows[i]`` of
+    ``s``: one plus the entries scored higher, plus the lower-indexed entries scored the same.
+
+    Sorting the values alone (no indices) is several times cheaper than comparing every row
+    with each of its pairs; ties, which need the indices, are counted directly.
+    """
+    out = np.empty(len(rows), np.int64)
+    if not len(rows):
+        return out
+    n = s.shape[1]
+    v = s[rows, items]
+    ordered = np.sort(s[np.unique(rows)], axis=1)
+    row_at = np.searchsorted(np.unique(rows), rows)
+    for j, r in enumerate(np.unique(rows)):
+        m = np.flatnonzero(row_at == j)
+        lo = np.searchsorted(ordered[j], v[m], side="left")
+        hi = np.searchsorted(ordered[j], v[m], side="right")
+        out[m] = n - hi + 1
+        for t in m[hi - lo > 1]:
+            out[t] += int(np.count_nonzero(s[r, :items[t]] == v[t]))
+    return out
 
 
 def slice_metrics(ranked: RankedLists, n_items: int) -> list[dict]:

@@ -54,6 +54,9 @@ class IndexScorer:
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64).reshape(-1)
+        if items is None and len(users) and users.min() >= 0 and users.max() < self.n_users:
+            # every user known, whole catalogue: _score's own (fresh) array is the answer
+            return np.asarray(self._score(users), dtype=np.float64)
         items = np.arange(self.n_items) if items is None else np.asarray(items, dtype=np.int64).reshape(-1)
         out = np.full((len(users), len(items)), np.nan, dtype=np.float64)
         ku = (users >= 0) & (users < self.n_users)
@@ -102,18 +105,18 @@ class ColdStartFallback(IndexScorer):
         n_layers = len(self.layers)
         for li, (_, scorer) in enumerate(self.layers):
             todo = np.isnan(key)
-            if not todo.any():
-                break
             rows = np.flatnonzero(todo.any(1))
-            s = scorer.score(users[rows], items)
+            if not len(rows):
+                break
+            whole = len(rows) == len(users)
+            s = scorer.score(users if whole else users[rows], items)
             ok = ~np.isnan(s)
-            with np.errstate(invalid="ignore"):
-                lo = np.where(ok, s, np.inf).min(1, keepdims=True)
-                hi = np.where(ok, s, -np.inf).max(1, keepdims=True)
-            span = np.where(np.isfinite(hi - lo) & (hi > lo), hi - lo, 1.0)
-            norm = np.where(ok, (np.nan_to_num(s) - np.where(np.isfinite(lo), lo, 0.0)) / span, np.nan)
-            tier = (n_layers - li) + 0.999 * norm
-            fill = todo[rows] & ok
+            tier = self._tier(s, ok, n_layers - li)
+            fill = ok & (todo if whole else todo[rows])
+            if whole:  # in place: no copies of the (users x items) block
+                np.copyto(key, tier, where=fill)
+                reason[fill] = li
+                continue
             sub = key[rows]
             sub[fill] = tier[fill]
             key[rows] = sub
@@ -121,6 +124,24 @@ class ColdStartFallback(IndexScorer):
             rsub[fill] = li
             reason[rows] = rsub
         return key, reason
+
+    @staticmethod
+    def _tier(s: np.ndarray, ok: np.ndarray, level: int) -> np.ndarray:
+        """``level + 0.999 · (s min-max scaled per row over its scored cells)``, NaN where unscored."""
+        with np.errstate(invalid="ignore"):
+            lo = np.fmin.reduce(s, axis=1, keepdims=True)     # NaN-skipping; NaN for an empty row
+            hi = np.fmax.reduce(s, axis=1, keepdims=True)
+        if np.isfinite(lo).all() and np.isfinite(hi).all():  # the common case: all scores finite
+            span = np.where(np.isfinite(hi - lo) & (hi > lo), hi - lo, 1.0)
+            out = s - lo
+            out /= span
+            out *= 0.999
+            out += level
+            return out
+        with np.errstate(invalid="ignore"):
+            span = np.where(np.isfinite(hi - lo) & (hi > lo), hi - lo, 1.0)
+            norm = np.where(ok, (np.nan_to_num(s) - np.where(np.isfinite(lo), lo, 0.0)) / span, np.nan)
+        return level + 0.999 * norm
 
     def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         return self.score_with_reason(users, items)[0]

@@ -96,3 +96,14 @@ def test_fit_recommender_publishes_k_unseen_rows_for_every_user_with_reasons():
     assert not np.asarray(seen[recs.user_idx.to_numpy(), recs.item_idx.to_numpy()]).any()
     assert set(recs["reason"]) <= {"gnn", "text", "friends", "nearby", "popular"}
     assert {"ease_lambda", "epochs", "beta", "shift", "residual"} <= set(rec.tuned)
+
+
+def test_a_sampled_evaluation_ranks_fewer_users_against_the_whole_catalogue():
+    data, features = planted_graph()
+    quick = TrainConfig(dim=16, epochs=2, eval_every=2, batch_size=256, num_negatives=32, device="cpu")
+    cfg = ComparisonConfig(kgrec=quick, baselines=("popular",), ablations=(), reference_rows=False,
+                           timing_rounds=0, blend_betas=(0.0,), blend_shifts=(0.0,), max_eval_users=40)
+    r = compare_models(data, features, cfg)
+    assert r.split["evaluated_users"] == 40 and r.split["evaluated_pairs"] < r.split["test"]
+    t = r.table.set_index(["model", "slice"])
+    assert t.loc[("kgrec", "all"), "users"] == 40 and t.loc[("popular", "all"), "users"] == 40

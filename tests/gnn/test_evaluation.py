@@ -135,3 +135,59 @@ def test_fast_validation_ndcg_matches_the_full_evaluation(random_log):
     full = evaluate_scores(fn, split, "random").set_index("slice")
     for name in ("all", "warm", "cold_item"):
         assert validation_ndcg(fn, split, name) == pytest.approx(full.loc[name, "ndcg@20"], rel=1e-9)
+
+
+def _ranked_by_full_sort(fn, split, k=20):
+    """The reference: a stable descending sort of every whole row (what the protocol means)."""
+    test = split.test
+    users = np.unique(test.user)
+    seen = split.train_matrix()
+    s = np.where(np.isnan(fn(users)), -1e300, fn(users)).astype(np.float64)
+    for r, u in enumerate(users):
+        s[r, seen[u].indices] = -np.inf
+    order = np.argsort(-s, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(1, split.n_items + 1)[None, :].repeat(len(users), 0), axis=1)
+    n_valid = np.isfinite(s).sum(1)
+    top = order[:, :k].copy()
+    top[np.arange(k)[None, :] >= n_valid[:, None]] = -1
+    rows = np.searchsorted(users, test.user)
+    return top, rank[rows, test.item]
+
+
+@pytest.mark.parametrize("batch_size", [7, 256])
+def test_ranking_matches_a_full_stable_sort_with_ties_gaps_and_seen_items(random_log, batch_size):
+    from gnn.evaluation import rank_test_pairs
+
+    log, n_users, n_items = random_log
+    split = split_interactions(log, n_users, n_items)
+    rng = np.random.default_rng(5)
+    # few distinct values (many ties, also at the k-th place), unscored cells, and rows with
+    # fewer scored-and-unseen items than k
+    table = rng.integers(0, 6, (n_users, n_items)).astype(np.float64)
+    table[rng.random((n_users, n_items)) < 0.3] = np.nan
+    table[::9, 15:] = np.nan
+
+    def fn(users):
+        return table[users]
+
+    ranked = rank_test_pairs(fn, split, batch_size=batch_size)
+    top, ranks = _ranked_by_full_sort(fn, split)
+    assert np.array_equal(ranked.topk, top)
+    assert np.array_equal(ranked.pair_rank, ranks)
+
+
+def test_a_user_sample_keeps_whole_users_and_is_seeded(random_log):
+    log, n_users, n_items = random_log
+    split = split_interactions(log, n_users, n_items)
+    all_users = np.unique(split.test.user)
+    small = split.sample_test_users(50, seed=1)
+    users = np.unique(small.test.user)
+    assert len(users) == 50 and np.isin(users, all_users).all()
+    # every test pair of a sampled user is kept, nothing else changes
+    assert len(small.test) == np.isin(split.test.user, users).sum()
+    assert small.train is split.train and np.array_equal(small.cold_items, split.cold_items)
+    assert np.array_equal(users, np.unique(split.sample_test_users(50, seed=1).test.user))
+    assert not np.array_equal(users, np.unique(split.sample_test_users(50, seed=2).test.user))
+    assert split.sample_test_users(None, seed=1) is split
+    assert split.sample_test_users(len(all_users), seed=1) is split
