@@ -113,7 +113,15 @@ class _Timed:
 # --------------------------------------------------------------------------- child: one build
 
 
-def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, writers: int) -> dict:
+def _server(args: argparse.Namespace):
+    from kg.server import Neo4jServer
+
+    return Neo4jServer(args.neo4j_home, bolt_port=args.bolt_port, http_port=args.http_port,
+                       heap=args.heap, pagecache=args.pagecache)
+
+
+def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, writers: int,
+          args: argparse.Namespace) -> dict:
     from kg.builder import build_graph
 
     with dataset_pickle.open("rb") as fh:
@@ -122,9 +130,7 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, wr
     server_pid = None
     if store_kind == "neo4j":
         from kg.neo4j_store import Neo4jStore
-        from kg.server import Neo4jServer
-
-        server = Neo4jServer(ROOT / ".neo4j")
+        server = _server(args)
         store = Neo4jStore(server.settings(), batch_size=batch_size, writers=writers)
         store.drop_domain(DOMAIN)
         server_pid = int(server.pid_file.read_text().strip())
@@ -191,9 +197,12 @@ def _prepare(size: int, work: Path) -> Path:
     return pickled
 
 
-def _run_child(store: str, pickled: Path, work: Path, batch_size: int, writers: int) -> dict:
+def _run_child(store: str, pickled: Path, work: Path, batch_size: int, writers: int,
+               args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", store, "--dataset", str(pickled),
-           "--work", str(work), "--batch-size", str(batch_size), "--writers", str(writers)]
+           "--work", str(work), "--batch-size", str(batch_size), "--writers", str(writers),
+           "--neo4j-home", str(args.neo4j_home), "--bolt-port", str(args.bolt_port),
+           "--http-port", str(args.http_port), "--heap", args.heap, "--pagecache", args.pagecache]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     if done.returncode != 0:
@@ -235,21 +244,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="builds per (size, store); later ones run on a warmed-up server")
     p.add_argument("--work", type=Path, default=ROOT / "out" / "bench-graph")
+    p.add_argument("--neo4j-home", type=Path, default=ROOT / ".neo4j",
+                   help="server home (default: the project's; another home gets its own server)")
+    p.add_argument("--bolt-port", type=int, default=7687)
+    p.add_argument("--http-port", type=int, default=7474)
+    p.add_argument("--heap", default="768m", help="server heap (the project's default: 768m)")
+    p.add_argument("--pagecache", default="512m", help="server page cache (default: 512m)")
     p.add_argument("--child", choices=("neo4j", "networkx"), help=argparse.SUPPRESS)
     p.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.child:
-        print(json.dumps(child(args.child, args.dataset, args.work, args.batch_size, args.writers)))
+        print(json.dumps(child(args.child, args.dataset, args.work, args.batch_size, args.writers, args)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",")]
     stores = [s.strip() for s in args.stores.split(",")]
     server = None
     if "neo4j" in stores:
-        from kg.server import Neo4jServer
-
-        server = Neo4jServer(ROOT / ".neo4j")
+        server = _server(args)
         lease = server.lease()
         lease.__enter__()
     rows = []
@@ -258,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{size:,} interactions:", flush=True)
             pickled = _prepare(size, args.work)
             for store, run in ((s, n) for s in stores for n in range(1, args.repeat + 1)):
-                r = _run_child(store, pickled, args.work, args.batch_size, args.writers)
+                r = _run_child(store, pickled, args.work, args.batch_size, args.writers, args)
                 r["run"] = run
                 rows.append(r)
                 print(f"  {store} (run {run}): {r['interactions'] / r['interacted_s']:,.0f} INTERACTED rel/s, "
@@ -269,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             lease.__exit__(None, None, None)
     print()
-    print(f"Machine: {_machine()}; Neo4j batch size {args.batch_size:,}, {args.writers} writer(s)")
+    print(f"Machine: {_machine()}; Neo4j batch size {args.batch_size:,}, {args.writers} writer(s), "
+          f"heap {args.heap}, page cache {args.pagecache}")
     print(_table(rows))
     return 0
 
