@@ -48,8 +48,12 @@ from kg.schema import (
     RESERVED_NODE_KEYS,
     SCHEMA_VERSION,
     SOURCE,
+    CO_INTERACTION_PARTNERS,
+    FIRST_USER,
+    SECOND_USER,
     TITLE,
     TS,
+    USERS,
     WEIGHT,
     Label,
     RelType,
@@ -65,7 +69,12 @@ MENTION_COLUMNS = ("item_id", "entity_id", "entity_name", "entity_type", "confid
 
 #: Order of writes: every node before any relationship, so relationships find their endpoints.
 NODE_ORDER = (Label.USER, Label.ITEM, Label.CATEGORY, Label.ENTITY)
-REL_ORDER = (RelType.INTERACTED, RelType.IN_CATEGORY, RelType.MENTIONS, RelType.FOLLOWS)
+REL_ORDER = (RelType.INTERACTED, RelType.IN_CATEGORY, RelType.MENTIONS, RelType.FOLLOWS,
+             RelType.CO_INTERACTED)
+
+#: Multiply-adds of the item × item product computed at once by :func:`co_interactions`; it
+#: bounds the memory of a block (about 30 bytes per multiply-add at worst).
+_CO_BLOCK_WORK = 4_000_000
 
 # Contract columns that become node properties under another name or not at all.
 _USER_COLUMNS = {"user_id": None, "profile_text": PROFILE_TEXT, "lat": LAT, "lon": LON}
@@ -162,6 +171,94 @@ def _interactions(dataset: Dataset) -> pd.DataFrame:
                       DataWarning, stacklevel=3)
         rows = rows[~dup]
     return rows.reset_index(drop=True)
+
+
+def co_interactions(interactions: pd.DataFrame,
+                    partners: int = CO_INTERACTION_PARTNERS) -> pd.DataFrame:
+    """``CO_INTERACTED`` rows from ``INTERACTED`` rows (``src`` user, ``dst`` item).
+
+    For every item ``i``, one row ``(i, x, users, first_user, second_user)`` for each of the
+    ``partners`` items ``x != i`` that the most users interacted with as well as with ``i``
+    (``users``: how many distinct users interacted with both; only pairs with at least one such
+    user), ties broken by ``x``'s id in code-point order; ``first_user`` and ``second_user`` are
+    the two of those users with the smallest ids in code-point order (``None`` when there is one
+    user only). The counts are exact; only the choice of partners is bounded. The item × item
+    counts are computed as a sparse product a block of items at a time, so memory stays bounded
+    whatever the number of items.
+    """
+    if partners < 1:
+        raise ValueError(f"partners must be >= 1, got {partners}")
+    import scipy.sparse as sp
+
+    pairs = interactions[["src", "dst"]].drop_duplicates()
+    # Codes in code-point order: smaller code, smaller id.
+    items = np.array(sorted(set(pairs["dst"])), dtype=object)
+    users = np.array(sorted(set(pairs["src"])), dtype=object)
+    user_codes = pd.Index(users).get_indexer(pairs["src"])
+    item_codes = pd.Index(items).get_indexer(pairs["dst"])
+    n_users, n_items = len(users), len(items)
+    out_src: list[np.ndarray] = []
+    out_dst: list[np.ndarray] = []
+    out_n: list[np.ndarray] = []
+    if n_items:
+        f = sp.csr_matrix((np.ones(len(pairs), np.int32), (user_codes, item_codes)),
+                          shape=(n_users, n_items))
+        ft = f.T.tocsr()
+        # multiply-adds per item row: the degrees of its users
+        work = ft @ np.asarray(f.getnnz(axis=1), dtype=np.int64)
+        start = 0
+        while start < n_items:
+            cum = np.cumsum(work[start:])
+            stop = start + max(1, int(np.searchsorted(cum, _CO_BLOCK_WORK, side="right")))
+            block = (ft[start:stop] @ f).tocsr()
+            indptr, indices, data = block.indptr, block.indices, block.data
+            for r in range(stop - start):
+                cols, n = indices[indptr[r]:indptr[r + 1]], data[indptr[r]:indptr[r + 1]]
+                keep = cols != start + r
+                cols, n = cols[keep], n[keep]
+                if len(n) > partners:  # only counts reaching the partners-th largest can stay
+                    keep = n >= np.partition(n, len(n) - partners)[len(n) - partners]
+                    cols, n = cols[keep], n[keep]
+                order = np.lexsort((cols, -n))[:partners]  # most users first, then id
+                out_src.append(np.full(len(order), start + r))
+                out_dst.append(cols[order])
+                out_n.append(n[order])
+            start = stop
+    src = np.concatenate(out_src) if out_src else np.zeros(0, np.int64)
+    dst = np.concatenate(out_dst) if out_dst else np.zeros(0, np.int64)
+    n = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
+    first = np.full(len(src), -1, np.int64)
+    second = np.full(len(src), -1, np.int64)
+    if len(src):
+        fans = ft.tocsr()
+        fans.sort_indices()  # each item's users in code-point order
+        # (user, item) pairs that exist, as sorted keys for membership tests
+        known = np.unique(user_codes.astype(np.int64) * n_items + item_codes)
+        sizes = np.diff(fans.indptr)[src]
+        start = 0
+        while start < len(src):  # chunks of about _CO_BLOCK_WORK (pair, user) rows
+            stop = start + max(1, int(np.searchsorted(np.cumsum(sizes[start:]), _CO_BLOCK_WORK,
+                                                      side="right")))
+            # every user of the pair's first item, in order, kept where they have the second too
+            rep = np.repeat(np.arange(start, stop), sizes[start:stop])
+            offset = np.arange(len(rep)) - np.repeat(np.cumsum(sizes[start:stop]) - sizes[start:stop],
+                                                     sizes[start:stop])
+            user = fans.indices[fans.indptr[src[rep]] + offset].astype(np.int64)
+            key = user * n_items + dst[rep]
+            found = known[np.minimum(np.searchsorted(known, key), len(known) - 1)] == key
+            rep, user = rep[found], user[found]
+            head = np.r_[True, rep[1:] != rep[:-1]]  # first common user of each pair
+            first[rep[head]] = user[head]
+            nxt = np.flatnonzero(head) + 1
+            nxt = nxt[(nxt < len(rep))]
+            nxt = nxt[rep[nxt] == rep[nxt - 1]]
+            second[rep[nxt]] = user[nxt]
+            start = stop
+    users_or_none = np.append(users, None)  # index -1 → None
+    return pd.DataFrame({"src": items[src], "dst": items[dst],
+                         USERS: pd.array(n.astype(np.int64), dtype="Int64"),
+                         FIRST_USER: pd.Series(users_or_none[first], dtype=object),
+                         SECOND_USER: pd.Series(users_or_none[second], dtype=object)})
 
 
 def _categories(dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -278,6 +375,7 @@ def build_rows(dataset: Dataset, mentions: pd.DataFrame | None = None) -> GraphR
         ent_rels.insert(2, CONFIDENCE, pd.Series(dtype="float64"))
     users = _users(dataset)
     items = _items(dataset)
+    interactions = _interactions(dataset)
     for label, frame in ((Label.USER, users), (Label.ITEM, items),
                          (Label.CATEGORY, cat_nodes), (Label.ENTITY, ent_nodes)):
         check_ids(f"{dataset.name}: {label} ids", frame[ID])
@@ -286,8 +384,9 @@ def build_rows(dataset: Dataset, mentions: pd.DataFrame | None = None) -> GraphR
         build=_stamp(dataset, m),
         nodes={Label.USER: users, Label.ITEM: items, Label.CATEGORY: cat_nodes,
                Label.ENTITY: ent_nodes},
-        rels={RelType.INTERACTED: _interactions(dataset), RelType.IN_CATEGORY: cat_rels,
-              RelType.MENTIONS: ent_rels, RelType.FOLLOWS: _follows(dataset)},
+        rels={RelType.INTERACTED: interactions, RelType.IN_CATEGORY: cat_rels,
+              RelType.MENTIONS: ent_rels, RelType.FOLLOWS: _follows(dataset),
+              RelType.CO_INTERACTED: co_interactions(interactions)},
     )
 
 

@@ -27,8 +27,11 @@ from kg.schema import (
     RELS,
     RUN_ID,
     SCHEMA_VERSION_KEY,
+    FIRST_USER,
+    SECOND_USER,
     TS,
     UPDATED_AT,
+    USERS,
     Label,
     PROP_DTYPES,
     PathKind,
@@ -310,6 +313,8 @@ CREATE_INTERACTED_RELS = _create_rels("CREATE_INTERACTED_RELS", RelType.INTERACT
 CREATE_IN_CATEGORY_RELS = _create_rels("CREATE_IN_CATEGORY_RELS", RelType.IN_CATEGORY)
 CREATE_MENTIONS_RELS = _create_rels("CREATE_MENTIONS_RELS", RelType.MENTIONS)
 CREATE_FOLLOWS_RELS = _create_rels("CREATE_FOLLOWS_RELS", RelType.FOLLOWS)
+MERGE_CO_INTERACTED_RELS = _merge_rels("MERGE_CO_INTERACTED_RELS", RelType.CO_INTERACTED)
+CREATE_CO_INTERACTED_RELS = _create_rels("CREATE_CO_INTERACTED_RELS", RelType.CO_INTERACTED)
 DELETE_OLD_RECOMMENDED = Query("DELETE_OLD_RECOMMENDED", f"""
 MATCH (a:{Label.USER} {{{DOMAIN}: $domain}})-[r:{RelType.RECOMMENDED}]->()
 WHERE r.{RUN_ID} IS NULL OR r.{RUN_ID} <> $run_id
@@ -324,6 +329,7 @@ DELETE_STALE_INTERACTED = _delete_stale_rels("DELETE_STALE_INTERACTED", RelType.
 DELETE_STALE_IN_CATEGORY = _delete_stale_rels("DELETE_STALE_IN_CATEGORY", RelType.IN_CATEGORY)
 DELETE_STALE_MENTIONS = _delete_stale_rels("DELETE_STALE_MENTIONS", RelType.MENTIONS)
 DELETE_STALE_FOLLOWS = _delete_stale_rels("DELETE_STALE_FOLLOWS", RelType.FOLLOWS)
+DELETE_STALE_CO_INTERACTED = _delete_stale_rels("DELETE_STALE_CO_INTERACTED", RelType.CO_INTERACTED)
 DELETE_STALE_USERS = _delete_stale_nodes("DELETE_STALE_USERS", Label.USER)
 DELETE_STALE_ITEMS = _delete_stale_nodes("DELETE_STALE_ITEMS", Label.ITEM)
 DELETE_STALE_CATEGORIES = _delete_stale_nodes("DELETE_STALE_CATEGORIES", Label.CATEGORY)
@@ -334,6 +340,8 @@ DELETE_DOMAIN_IN_CATEGORY = _delete_domain_rels("DELETE_DOMAIN_IN_CATEGORY", Rel
 DELETE_DOMAIN_MENTIONS = _delete_domain_rels("DELETE_DOMAIN_MENTIONS", RelType.MENTIONS)
 DELETE_DOMAIN_FOLLOWS = _delete_domain_rels("DELETE_DOMAIN_FOLLOWS", RelType.FOLLOWS)
 DELETE_DOMAIN_RECOMMENDED = _delete_domain_rels("DELETE_DOMAIN_RECOMMENDED", RelType.RECOMMENDED)
+DELETE_DOMAIN_CO_INTERACTED = _delete_domain_rels("DELETE_DOMAIN_CO_INTERACTED",
+                                                  RelType.CO_INTERACTED)
 DELETE_DOMAIN_USERS = _delete_domain_nodes("DELETE_DOMAIN_USERS", Label.USER)
 DELETE_DOMAIN_ITEMS = _delete_domain_nodes("DELETE_DOMAIN_ITEMS", Label.ITEM)
 DELETE_DOMAIN_CATEGORIES = _delete_domain_nodes("DELETE_DOMAIN_CATEGORIES", Label.CATEGORY)
@@ -350,6 +358,7 @@ COUNT_IN_CATEGORY = _count_rels("COUNT_IN_CATEGORY", RelType.IN_CATEGORY)
 COUNT_MENTIONS = _count_rels("COUNT_MENTIONS", RelType.MENTIONS)
 COUNT_FOLLOWS = _count_rels("COUNT_FOLLOWS", RelType.FOLLOWS)
 COUNT_RECOMMENDED = _count_rels("COUNT_RECOMMENDED", RelType.RECOMMENDED)
+COUNT_CO_INTERACTED = _count_rels("COUNT_CO_INTERACTED", RelType.CO_INTERACTED)
 
 USER_ROWS = _node_rows("USER_ROWS", Label.USER)
 ITEM_ROWS = _node_rows("ITEM_ROWS", Label.ITEM)
@@ -369,6 +378,7 @@ IN_CATEGORY_ROWS = _rel_rows("IN_CATEGORY_ROWS", RelType.IN_CATEGORY)
 MENTIONS_ROWS = _rel_rows("MENTIONS_ROWS", RelType.MENTIONS)
 FOLLOWS_ROWS = _rel_rows("FOLLOWS_ROWS", RelType.FOLLOWS)
 RECOMMENDED_ROWS = _rel_rows("RECOMMENDED_ROWS", RelType.RECOMMENDED)
+CO_INTERACTED_ROWS = _rel_rows("CO_INTERACTED_ROWS", RelType.CO_INTERACTED)
 
 # --------------------------------------------------------------------------- explanation paths
 # Batched: the path groups of kg.store.PATH_GROUP_COLUMNS from one user to a list of items,
@@ -392,18 +402,30 @@ WITH i, g WHERE g[{rank}] >= cut
 """
 
 
+# Candidates come from the item's CO_INTERACTED partners (a few per item, counted at build
+# time) that the user interacted with, instead of every user of every item the user liked
+# (16,000 rows for a typical ml-latest-small user). `users` counts every user of both items;
+# the user is one of them for every partner (they interacted with it) and for the item itself
+# only when they interacted with it too, so subtracting `own` leaves the other users, and the
+# first of the two stored smallest ids that is not the user's is the smallest other user.
 PATH_GROUPS_CO_INTERACTION = Query("PATH_GROUPS_CO_INTERACTION", _USER_AND_ITEMS + f"""
-MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})<-[:{RelType.INTERACTED}]-(o:{Label.USER})
-      -[:{RelType.INTERACTED}]->(i)
-WHERE o <> u AND x <> i
-WITH i, x, count(DISTINCT o) AS n, collect(DISTINCT o.{ID}) AS others
+WITH u, i, CASE WHEN EXISTS {{ (u)-[:{RelType.INTERACTED}]->(i) }} THEN 1 ELSE 0 END AS own
+MATCH (i)-[c:{RelType.CO_INTERACTED}]->(x:{Label.ITEM})
+WHERE EXISTS {{ (u)-[:{RelType.INTERACTED}]->(x) }}
+WITH u, i, x, c, c.{USERS} - own AS n
+WHERE n > 0
 ORDER BY n DESC
-WITH i, [x.{ID}, n, others] AS g""" + _cut_groups(1) + f"""
-RETURN i.{ID} AS item_id, g[0] AS via_item, g[1] AS n_users, g[2] AS other_users
+WITH i, [x.{ID}, n, CASE WHEN c.{FIRST_USER} = u.{ID} THEN c.{SECOND_USER} ELSE c.{FIRST_USER} END] AS g
+""" + _cut_groups(1) + f"""
+RETURN i.{ID} AS item_id, g[0] AS via_item, g[1] AS n_users, g[2] AS other_user
 """)
+# Joined on the entity: the user's side (their items' mentions, a few per item) is expanded
+# once for all items, where the planner's own choice walked every item mentioning each entity
+# of the item (about 10,000 rows for a genre).
 PATH_GROUPS_ENTITY = Query("PATH_GROUPS_ENTITY", _USER_AND_ITEMS + f"""
-MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e:{Label.ENTITY})
-      <-[m2:{RelType.MENTIONS}]-(i)
+MATCH (i)-[m2:{RelType.MENTIONS}]->(e:{Label.ENTITY})
+MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e)
+USING JOIN ON e
 WHERE x <> i
 WITH DISTINCT i, x, e, m1.{CONFIDENCE} AS c1, m2.{CONFIDENCE} AS c2
 WITH i, x, e, c1, c2, coalesce(c1 * c2, -1.0) AS s
@@ -448,15 +470,17 @@ CREATE_NODES: dict[Label, Query] = {
 CREATE_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: CREATE_INTERACTED_RELS, RelType.IN_CATEGORY: CREATE_IN_CATEGORY_RELS,
     RelType.MENTIONS: CREATE_MENTIONS_RELS, RelType.FOLLOWS: CREATE_FOLLOWS_RELS,
+    RelType.CO_INTERACTED: CREATE_CO_INTERACTED_RELS,
 }
 MERGE_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: MERGE_INTERACTED_RELS, RelType.IN_CATEGORY: MERGE_IN_CATEGORY_RELS,
     RelType.MENTIONS: MERGE_MENTIONS_RELS, RelType.FOLLOWS: MERGE_FOLLOWS_RELS,
-    RelType.RECOMMENDED: MERGE_RECOMMENDED_RELS,
+    RelType.RECOMMENDED: MERGE_RECOMMENDED_RELS, RelType.CO_INTERACTED: MERGE_CO_INTERACTED_RELS,
 }
 DELETE_STALE_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: DELETE_STALE_INTERACTED, RelType.IN_CATEGORY: DELETE_STALE_IN_CATEGORY,
     RelType.MENTIONS: DELETE_STALE_MENTIONS, RelType.FOLLOWS: DELETE_STALE_FOLLOWS,
+    RelType.CO_INTERACTED: DELETE_STALE_CO_INTERACTED,
 }
 DELETE_STALE_NODES: dict[Label, Query] = {
     Label.USER: DELETE_STALE_USERS, Label.ITEM: DELETE_STALE_ITEMS,
@@ -465,7 +489,7 @@ DELETE_STALE_NODES: dict[Label, Query] = {
 DELETE_DOMAIN_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: DELETE_DOMAIN_INTERACTED, RelType.IN_CATEGORY: DELETE_DOMAIN_IN_CATEGORY,
     RelType.MENTIONS: DELETE_DOMAIN_MENTIONS, RelType.FOLLOWS: DELETE_DOMAIN_FOLLOWS,
-    RelType.RECOMMENDED: DELETE_DOMAIN_RECOMMENDED,
+    RelType.RECOMMENDED: DELETE_DOMAIN_RECOMMENDED, RelType.CO_INTERACTED: DELETE_DOMAIN_CO_INTERACTED,
 }
 DELETE_DOMAIN_NODES: dict[Label, Query] = {
     Label.USER: DELETE_DOMAIN_USERS, Label.ITEM: DELETE_DOMAIN_ITEMS,
@@ -478,7 +502,7 @@ COUNT_NODES: dict[Label, Query] = {
 COUNT_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: COUNT_INTERACTED, RelType.IN_CATEGORY: COUNT_IN_CATEGORY,
     RelType.MENTIONS: COUNT_MENTIONS, RelType.FOLLOWS: COUNT_FOLLOWS,
-    RelType.RECOMMENDED: COUNT_RECOMMENDED,
+    RelType.RECOMMENDED: COUNT_RECOMMENDED, RelType.CO_INTERACTED: COUNT_CO_INTERACTED,
 }
 NODE_ROWS: dict[Label, Query] = {
     Label.USER: USER_ROWS, Label.ITEM: ITEM_ROWS,
@@ -495,7 +519,7 @@ NODE_PROPS: dict[Label, Query] = {
 REL_ROWS: dict[RelType, Query] = {
     RelType.INTERACTED: INTERACTED_ROWS, RelType.IN_CATEGORY: IN_CATEGORY_ROWS,
     RelType.MENTIONS: MENTIONS_ROWS, RelType.FOLLOWS: FOLLOWS_ROWS,
-    RelType.RECOMMENDED: RECOMMENDED_ROWS,
+    RelType.RECOMMENDED: RECOMMENDED_ROWS, RelType.CO_INTERACTED: CO_INTERACTED_ROWS,
 }
 PATH_GROUPS: dict[PathKind, Query] = {
     PathKind.CO_INTERACTION: PATH_GROUPS_CO_INTERACTION,

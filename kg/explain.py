@@ -3,7 +3,10 @@
 Four kinds of path join a user to an item:
 
 * ``co_interaction``: user → X ← other users → item ("You liked X; 3 people who liked X also
-  liked Y."), ranked by how many other users liked both;
+  liked Y."), ranked by how many other users liked both; X is one of the item's
+  ``CO_INTERACTED`` partners (the :data:`~kg.schema.CO_INTERACTION_PARTNERS` items that share the
+  most users with it, counted when the graph is built), and the path names the other user
+  with the smallest id;
 * ``entity``: user → X → entity ← item, ranked by the product of the two mention confidences;
 * ``friend``: user → followed user → item, ranked by how often that user interacted with it;
 * ``category``: user → X → category ← item, ranked by how many of the user's items share it.
@@ -102,10 +105,10 @@ class _Draft:
 
 def _co_interaction(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
-    for _, via, n, others in sorted(rows, key=lambda r: (-r[2], r[1])):
+    for _, via, n, other in sorted(rows, key=lambda r: (-r[2], r[1])):
         people = "1 person" if n == 1 else f"{n} people"
         out.append(_Draft(
-            PathKind.CO_INTERACTION, (user, via, min(others), item),
+            PathKind.CO_INTERACTION, (user, via, other, item),
             (Label.USER, Label.ITEM, Label.USER, Label.ITEM), float(n),
             ((Label.ITEM, via), (Label.ITEM, item)),
             lambda name, via=via, people=people: (

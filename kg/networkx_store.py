@@ -20,7 +20,7 @@ import os
 import pickle
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,13 @@ from kg.schema import (
     BUILT_RELS,
     CONFIDENCE,
     DOMAIN,
+    FIRST_USER,
     ID,
     RELS,
     RUN_ID,
+    SECOND_USER,
     TS,
+    USERS,
     Label,
     PathKind,
     RelType,
@@ -376,6 +379,8 @@ class _PathIndex:
         fans: item → users who interacted with it.
         mentions: item → {entity: confidence}.
         categories: item → its categories.
+        co: item → {partner: (users, first_user, second_user)} of its ``CO_INTERACTED``
+            relationships.
         follows: user → the users they follow (themselves left out).
     """
 
@@ -383,10 +388,12 @@ class _PathIndex:
         user_l, item_l = str(Label.USER), str(Label.ITEM)
         inter, mentions, in_cat, follows = (str(RelType.INTERACTED), str(RelType.MENTIONS),
                                             str(RelType.IN_CATEGORY), str(RelType.FOLLOWS))
+        co = str(RelType.CO_INTERACTED)
         self.liked: dict[tuple, dict[tuple, tuple[int, Any]]] = {}
         self.fans: dict[tuple, set[tuple]] = defaultdict(set)
         self.mentions: dict[tuple, dict[tuple, Any]] = {}
         self.categories: dict[tuple, list[tuple]] = {}
+        self.co: dict[tuple, dict[tuple, Any]] = {}
         self.follows: dict[tuple, set[tuple]] = {}
         for node, nbrs in graph._succ.items():
             if node[1] != domain:
@@ -407,6 +414,8 @@ class _PathIndex:
                 self.mentions[node] = {e: keyed[mentions].get(CONFIDENCE)
                                        for e, keyed in nbrs.items() if mentions in keyed}
                 self.categories[node] = [c for c, keyed in nbrs.items() if in_cat in keyed]
+                self.co[node] = {x: (d.get(USERS), d.get(FIRST_USER), d.get(SECOND_USER))
+                                 for x, keyed in nbrs.items() if (d := keyed.get(co)) is not None}
         self.liked_set = {u: set(v) for u, v in self.liked.items()}
 
     def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int) -> list[tuple]:
@@ -414,23 +423,16 @@ class _PathIndex:
         liked = self.liked.get(u, {})
         out: list[tuple] = []
         if kind is PathKind.CO_INTERACTION:
+            # Mirrors PATH_GROUPS_CO_INTERACTION: the item's CO_INTERACTED partners that the
+            # user liked, counted without the user, named by the smallest other user stored.
             mine = self.liked_set.get(u, set())
             for i in items:
-                users_i = self.fans.get(i, set()) - {u}
-                others = mine - {i}
-                if not users_i or not others:
-                    continue
-                # Count paths from whichever side needs fewer set intersections (done in C).
-                if len(users_i) <= len(others):
-                    counts = Counter()
-                    for o in users_i:
-                        counts.update(self.liked_set[o] & others)
-                    pairs = [(n, x) for x, n in counts.items()]
-                else:
-                    pairs = [(len(c), x) for x in others if (c := self.fans[x] & users_i)]
-                for x in _best(pairs, limit):
-                    common = self.fans[x] & users_i
-                    out.append((i[2], x[2], len(common), [o[2] for o in common]))
+                own = 1 if u in self.fans.get(i, ()) else 0
+                pairs = []
+                for x, (c, first, second) in self.co.get(i, {}).items():
+                    if c is not None and x in mine and (n := c - own) > 0:
+                        pairs.append((n, (x, n, second if first == u[2] else first)))
+                out.extend((i[2], x[2], n, other) for x, n, other in _best(pairs, limit))
         elif kind is PathKind.ENTITY:
             by_entity: dict[tuple, list[tuple[tuple, Any]]] = defaultdict(list)
             for x in liked:

@@ -20,7 +20,7 @@ import pandas as pd
 #: Bumped whenever labels, keys or the meaning of a property change. Stored per domain in the
 #: graph (``(:KgrecMeta {domain, schema_version, build, complete})``); export refuses a graph
 #: written by another version, and a rebuild replaces it because the build stamp includes it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: CO_INTERACTED
 
 
 class Label(StrEnum):
@@ -44,6 +44,7 @@ class RelType(StrEnum):
     MENTIONS = "MENTIONS"
     FOLLOWS = "FOLLOWS"
     RECOMMENDED = "RECOMMENDED"
+    CO_INTERACTED = "CO_INTERACTED"
 
 
 # --------------------------------------------------------------------------- property keys
@@ -71,6 +72,10 @@ CONFIDENCE = "confidence"
 SOURCE = "source"
 # FOLLOWS
 KIND = "kind"
+# CO_INTERACTED
+USERS = "users"
+FIRST_USER = "first_user"
+SECOND_USER = "second_user"
 # RECOMMENDED
 RANK = "rank"
 SCORE = "score"
@@ -118,12 +123,25 @@ RELS: dict[RelType, RelSpec] = {
     RelType.FOLLOWS: RelSpec(RelType.FOLLOWS, Label.USER, Label.USER, (), (KIND, TS)),
     RelType.RECOMMENDED: RelSpec(RelType.RECOMMENDED, Label.USER, Label.ITEM, (),
                                  (RANK, SCORE, REASON, RUN_ID)),
+    RelType.CO_INTERACTED: RelSpec(RelType.CO_INTERACTED, Label.ITEM, Label.ITEM, (),
+                                   (USERS, FIRST_USER, SECOND_USER)),
 }
+
+#: How many partners each item gets ``CO_INTERACTED`` relationships to (see
+#: :func:`kg.builder.co_interactions`): ``(i)-[:CO_INTERACTED {users: n}]->(x)`` for the
+#: ``CO_INTERACTION_PARTNERS`` items ``x`` that share the most users with ``i`` (``n`` users
+#: interacted with both; ties broken by ``x``'s id in code-point order), with ``first_user`` and
+#: ``second_user`` the two of those users whose ids come first in code-point order (the
+#: explanation names one of them; ``second_user`` is absent when ``n`` is 1). Derived from
+#: ``INTERACTED`` at build time, so the co-interaction explanation reads a few relationships
+#: per item instead of walking every user of every item a user liked.
+CO_INTERACTION_PARTNERS = 20
 
 #: Relationship types the builder writes and stamps with ``build``; ``RECOMMENDED`` belongs to
 #: publishing and is replaced per run instead.
 BUILT_RELS: tuple[RelType, ...] = (
     RelType.INTERACTED, RelType.IN_CATEGORY, RelType.MENTIONS, RelType.FOLLOWS,
+    RelType.CO_INTERACTED,
 )
 
 #: (label, property) pairs that get a plain range index besides the (domain, id) uniqueness
@@ -134,7 +152,7 @@ NODE_INDEXES: tuple[tuple[Label, str], ...] = tuple((label, DOMAIN) for label in
 class PathKind(StrEnum):
     """The explanation paths from a user to an item (see :mod:`kg.explain`)."""
 
-    CO_INTERACTION = "co_interaction"  # user → item ← other user → item
+    CO_INTERACTION = "co_interaction"  # user → item ← other user → item (via CO_INTERACTED)
     ENTITY = "entity"  # user → item → entity ← item
     FRIEND = "friend"  # user → followed user → item
     CATEGORY = "category"  # user → item → category ← item
@@ -145,7 +163,8 @@ class PathKind(StrEnum):
 PROP_DTYPES: dict[str, str] = {
     TS: "Int64", WEIGHT: "float64", EVENT: "object", RATING: "float64",
     CONFIDENCE: "float64", SOURCE: "object", KIND: "object",
-    RANK: "Int64", SCORE: "float64", REASON: "object", RUN_ID: "object",
+    RANK: "Int64", SCORE: "float64", REASON: "object", RUN_ID: "object", USERS: "Int64",
+    FIRST_USER: "object", SECOND_USER: "object",
 }
 
 # --------------------------------------------------------------------------- export names

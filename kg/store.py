@@ -36,14 +36,15 @@ from kg.schema import (
 #: The columns :meth:`GraphStore.path_rows_many` returns for each kind: one row per group of
 #: paths from the user to one of the items (``item_id``). Groups, and the count each is ranked by:
 #:
-#: * ``co_interaction``: per ``via_item``, ``n_users`` distinct other users (``other_users``,
-#:   their ids, sorted);
+#: * ``co_interaction``: per ``via_item`` among the item's ``CO_INTERACTED`` partners (see
+#:   :data:`kg.schema.CO_INTERACTION_PARTNERS`), ``n_users`` distinct other users, of whom
+#:   ``other_user`` has the smallest id in code-point order;
 #: * ``entity``: one row per path, ranked by ``via_confidence * item_confidence``;
 #: * ``friend``: per ``friend``, ``n_times`` interactions with the item, the latest at ``ts``;
 #: * ``category``: per ``category``, ``n_items`` of the user's items in it (the item itself left
 #:   out), the latest liked at ``ts`` (``latest_items``: those liked at ``ts``, sorted).
 PATH_GROUP_COLUMNS: dict[PathKind, tuple[str, ...]] = {
-    PathKind.CO_INTERACTION: ("item_id", "via_item", "n_users", "other_users"),
+    PathKind.CO_INTERACTION: ("item_id", "via_item", "n_users", "other_user"),
     PathKind.ENTITY: ("item_id", "via_item", "entity", "via_confidence", "item_confidence"),
     PathKind.FRIEND: ("item_id", "friend", "n_times", "ts"),
     PathKind.CATEGORY: ("item_id", "category", "n_items", "ts", "latest_items"),
@@ -323,7 +324,7 @@ def finish_path_groups(kind: PathKind, records: list[Sequence[Any]], limit: int)
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     cols = PATH_GROUP_COLUMNS[kind]
-    lists = [n for n, c in enumerate(cols) if c in ("other_users", "latest_items")]
+    lists = [n for n, c in enumerate(cols) if c == "latest_items"]
     by_item: dict[str, list[tuple]] = {}
     for r in records:
         r = tuple(sorted(v) if n in lists else v for n, v in enumerate(r))

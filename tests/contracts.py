@@ -217,9 +217,11 @@ class GraphStoreContract:
         counts = build_graph(store, toy_dataset(), toy_mentions())
         assert counts.nodes == {"User": 5, "Item": 5, "Category": 4, "Entity": 4}
         # 9 reads (cy's two reads of i4 are two relationships), 7 item-category pairs, 6 distinct
-        # item-entity pairs (the weaker duplicate of (i1, e:desert) merges), 2 links.
+        # item-entity pairs (the weaker duplicate of (i1, e:desert) merges), 2 links, and 12
+        # CO_INTERACTED: both directions of the 6 item pairs some user read both of (every item
+        # has fewer partners than CO_INTERACTION_PARTNERS, so none is left out).
         assert counts.edges == {"INTERACTED": 9, "IN_CATEGORY": 7, "MENTIONS": 6, "FOLLOWS": 2,
-                                "RECOMMENDED": 0}
+                                "RECOMMENDED": 0, "CO_INTERACTED": 12}
         assert store.counts("social") == counts
         meta = store.read_meta("social")
         assert meta.complete and meta.schema_version == SCHEMA_VERSION

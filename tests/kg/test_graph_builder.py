@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from contracts import T0, toy_dataset, toy_dataset_v2, toy_mentions
 
-from kg.builder import build_rows, build_stamp, normalize_mentions
+from kg.builder import build_rows, build_stamp, co_interactions, normalize_mentions
 from kg.errors import SchemaError
-from kg.schema import Label, RelType
+from kg.schema import CO_INTERACTION_PARTNERS, Label, RelType
 
 
 def test_rows_follow_from_the_dataset():
@@ -76,3 +76,45 @@ def test_missing_mention_columns_are_named():
 def test_mentions_without_a_source_column_are_accepted():
     rows = build_rows(toy_dataset(), toy_mentions().drop(columns=["source"]))
     assert rows.rels[RelType.MENTIONS]["source"].isna().all()
+
+
+def _brute_co_interactions(pairs: list[tuple[str, str]], partners: int) -> list[tuple]:
+    fans: dict[str, set[str]] = {}
+    for u, i in pairs:
+        fans.setdefault(i, set()).add(u)
+    out = []
+    for i in sorted(fans):
+        common = {x: sorted(fans[i] & fans[x]) for x in fans if x != i and fans[i] & fans[x]}
+        best = sorted(common, key=lambda x: (-len(common[x]), x))[:partners]
+        out += [(i, x, len(common[x]), common[x][0], common[x][1] if len(common[x]) > 1 else None)
+                for x in best]
+    return out
+
+
+def test_co_interactions_keep_each_items_best_partners_with_exact_counts():
+    # Ids whose code-point order differs from UTF-16 order ('\uffff' < '🎉' by code point), and
+    # repeated (user, item) pairs, which count once.
+    users = ["u1", "u2", "\uffff", "🎉", "u5"]
+    items = ["a", "b", "c", "\ue000", "😀"]
+    pairs = [(u, i) for n, u in enumerate(users) for m, i in enumerate(items) if (n + m) % 3 != 1]
+    pairs += pairs[:4]
+    frame = pd.DataFrame(pairs, columns=["src", "dst"])
+    for partners in (1, 2, 10):
+        got = co_interactions(frame, partners=partners)
+        assert list(got.columns) == ["src", "dst", "users", "first_user", "second_user"]
+        rows = [(s, d, int(n), f, None if pd.isna(t) else t)
+                for s, d, n, f, t in got.itertuples(index=False, name=None)]
+        assert sorted(rows) == sorted(_brute_co_interactions(pairs, partners)), partners
+    assert len(co_interactions(frame.iloc[:0])) == 0
+
+
+def test_co_interactions_are_built_from_the_interactions():
+    rows = build_rows(toy_dataset(), toy_mentions())
+    co = rows.rels[RelType.CO_INTERACTED]
+    inter = rows.rels[RelType.INTERACTED]
+    expected = _brute_co_interactions(list(zip(inter["src"], inter["dst"])), CO_INTERACTION_PARTNERS)
+    assert sorted(co.itertuples(index=False, name=None), key=str) == sorted(
+        expected, key=str)
+    # ben and cy both read i2 and i4
+    assert (("i2", "i4", 2, "ben", "cy")) in expected
+    assert rows.expected_counts().edges["CO_INTERACTED"] == 12

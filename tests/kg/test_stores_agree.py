@@ -19,6 +19,7 @@ from kg.explain import explain, explain_many
 from kg.export import export_graph
 from kg.neo4j_store import Neo4jStore
 from kg.networkx_store import NetworkXStore
+from kg.schema import CO_INTERACTION_PARTNERS, PathKind
 from quality.contract import DOMAINS
 
 pytestmark = pytest.mark.neo4j
@@ -95,3 +96,28 @@ def test_path_groups_are_identical_and_batched_explanations_match(built, case, l
             many = explain_many(store, data.domain, user, items + items[:1], k=limit)
             assert list(many) == items
             assert many == {i: explain(store, data.domain, user, i, k=limit) for i in items}
+
+
+@pytest.mark.parametrize("case", ["toy", "nasty"])
+def test_co_interaction_groups_count_the_other_users_exactly(built, case):
+    """Where every item has fewer partners than CO_INTERACTION_PARTNERS, the groups read from
+    CO_INTERACTED are those of the whole graph: for each item the user interacted with, how many
+    other users interacted with both it and the item, and the smallest of them by code point."""
+    neo, nx_store = built
+    data = CASES[case][0]()
+    inter = data.interactions
+    liked = inter.groupby("user_id")["item_id"].agg(set).to_dict()
+    fans = inter.groupby("item_id")["user_id"].agg(set).to_dict()
+    assert len(data.items) <= CO_INTERACTION_PARTNERS  # so no partner is left out
+    items = data.items["item_id"].tolist()
+    for user in data.users["user_id"]:
+        expected = []
+        for item in items:
+            for via in liked.get(user, set()) - {item}:
+                others = fans.get(item, set()) & fans[via] - {user}
+                if others:
+                    expected.append((item, via, len(others), min(others)))
+        for store in (neo, nx_store):
+            got = store.path_rows_many(data.domain, user, items, limit=len(items) + 1,
+                                       kinds=[PathKind.CO_INTERACTION])[PathKind.CO_INTERACTION]
+            assert sorted(got.itertuples(index=False, name=None)) == sorted(expected), (store, user)
