@@ -55,6 +55,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+#: Phase groups, in the order they run (``--phases`` picks some).
+PHASES = ("lookup", "text", "explanation", "list")
+
 QUERIES = [
     "funny animated movie for the whole family", "dark psychological thriller with a twist",
     "classic science fiction about space exploration", "romantic comedy set in new york",
@@ -69,11 +72,12 @@ def prepare(work: Path, data: Path, epochs: int, bolt_port: int) -> tuple[Path, 
 
     The graph lives in a Neo4j server of its own (home ``<work>/neo4j``, port ``bolt_port``):
     the test suites drop every domain of the project's default server, benchmark graph included.
-    A publication whose graph is gone (a new server, a wiped one) is refreshed again; unchanged
-    steps come from the cache.
+    A publication whose graph is gone (a new server, a wiped one) or was built by another graph
+    schema version is refreshed again; unchanged steps come from the cache.
     """
     from flows.publishing import latest_publication
     from kg.neo4j_store import Neo4jStore
+    from kg.schema import SCHEMA_VERSION
     from kg.server import Neo4jServer
     from quality.importers import import_dataset
     from quality.gate import read_manifest
@@ -90,7 +94,8 @@ def prepare(work: Path, data: Path, epochs: int, bolt_port: int) -> tuple[Path, 
     domain = read_manifest(dataset).domain
     with Neo4jStore(settings) as store:
         meta = store.read_meta(domain)
-    if latest_publication(out, domain) is None or meta is None or not meta.complete:
+    if (latest_publication(out, domain) is None or meta is None or not meta.complete
+            or meta.schema_version != SCHEMA_VERSION):
         from flows.refresh import RefreshParams, run_refresh
 
         t0 = time.perf_counter()
@@ -264,7 +269,12 @@ def main() -> None:
                     help="leave the benchmark's Neo4j server running afterwards (warm for a rerun)")
     ap.add_argument("--domain", default=None, help="with --out: the domain to measure")
     ap.add_argument("--graph", default="embedded", help="with --out: embedded or a bolt:// URI")
+    ap.add_argument("--phases", default=",".join(PHASES),
+                    help=f"comma-separated phases to run, of {', '.join(PHASES)}")
     args = ap.parse_args()
+    wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if unknown := sorted(set(wanted) - set(PHASES)):
+        ap.error(f"unknown phases {unknown}; choose from {', '.join(PHASES)}")
 
     import pandas as pd
 
@@ -307,24 +317,26 @@ def main() -> None:
         return "GET", f"/v1/{domain}/users/{rng.choice(users)}/recommendations?k={args.explained_k}", None
 
     lookup_ok = lambda r: r["p99"] <= 20 and r["rps"] >= 300  # noqa: E731
-    # (name, request, requests, connections, open-loop rate, target, met?)
+    # (phase group, name, request, requests, connections, open-loop rate, target, met?)
     phases = [
-        ("lookup (published list, k=20)", lookup, args.requests, args.concurrency, None,
+        ("lookup", "lookup (published list, k=20)", lookup, args.requests, args.concurrency, None,
          "p99 <= 20 ms at >= 300 req/s", lookup_ok),
-        (f"lookup at {args.rate:g} req/s (open loop)", lookup, args.requests, 32, args.rate,
+        ("lookup", f"lookup at {args.rate:g} req/s (open loop)", lookup, args.requests, 32, args.rate,
          "p99 <= 20 ms at >= 300 req/s", lookup_ok),
-        ("text cold start (POST text, k=20)", text, max(200, args.requests // 6), args.text_concurrency, None,
+        ("text", "text cold start (POST text, k=20)", text, max(200, args.requests // 6), args.text_concurrency, None,
          "p99 <= 60 ms", lambda r: r["p99"] <= 60),
-        ("text cold start, one at a time", text, max(100, args.requests // 12), 1, None,
+        ("text", "text cold start, one at a time", text, max(100, args.requests // 12), 1, None,
          "p99 <= 60 ms", lambda r: r["p99"] <= 60),
-        (f"explanation ({graph}, 1 pair, 4 paths)", explanation, max(300, args.requests // 4), 4, None,
+        ("explanation", f"explanation ({graph}, 1 pair, 4 paths)", explanation, max(300, args.requests // 4), 4, None,
          "p99 <= 50 ms", lambda r: r["p99"] <= 50),
-        (f"list + explanations ({graph}, k={args.explained_k}, 3 paths each)", explained_list,
+        ("list", f"list + explanations ({graph}, k={args.explained_k}, 3 paths each)", explained_list,
          max(100, args.requests // 20), 4, None, "(none)", lambda r: None),
     ]
     rows = []
     try:
-        for name, make, n, conc, rate, target, met in phases:
+        for group, name, make, n, conc, rate, target, met in phases:
+            if group not in wanted:
+                continue
             cpu = (_cpu_s(proc.pid), _cpu_s(neo4j_pid))
             res = asyncio.run(load(port, make, n, conc, args.max_seconds, rate))
             server_cpu, neo4j_cpu = _cpu_s(proc.pid) - cpu[0], _cpu_s(neo4j_pid) - cpu[1]
