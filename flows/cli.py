@@ -160,6 +160,8 @@ def evaluate_cmd(
     out: Path = typer.Option(Path("out"), help="Output root (metrics go to OUT/<domain>/metrics/)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     ablations: bool = typer.Option(False, help="Also evaluate kgrec without text/entities/GNN/id dropout."),
+    eval_max_users: int = typer.Option(0, help="Evaluate a seeded sample of at most this many test users, "
+                                       "each ranked against the whole catalogue (0: all of them)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Run the evaluation protocol (kgrec vs popularity, ItemKNN, EASE, LightGCN, text) and print it."""
@@ -168,6 +170,7 @@ def evaluate_cmd(
     from flows.refresh import RefreshParams, evaluate_domain
 
     params = RefreshParams(dataset_dir=str(dataset_dir), out=str(out), device=device,
+                           eval_max_users=eval_max_users or None,
                            ablations=("no_residual", "no_text", "no_entities", "no_gnn", "no_id_dropout") if ablations else ())
     with _progress_bars(progress):
         path = evaluate_domain(params)
