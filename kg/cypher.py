@@ -382,25 +382,22 @@ CO_INTERACTED_ROWS = _rel_rows("CO_INTERACTED_ROWS", RelType.CO_INTERACTED)
 
 # --------------------------------------------------------------------------- explanation paths
 # Batched: the path groups of kg.store.PATH_GROUP_COLUMNS from one user to a list of items,
-# each item's groups cut to the $limit best counts (ties kept; kg.store.finish_path_groups cuts
-# again and breaks ties in Python's string order, which Cypher's differs from). The items are one
-# multi-valued index seek, so the user's side of each pattern is expanded once for all of them.
+# each item's groups cut to its $limit best in kg.store.path_group_key order: ORDER BY compares
+# strings in UTF-16 code units, as kg.store.id_order does, so the ties broken here are those
+# kg.store.cut_path_groups breaks, and an item has at most $limit groups of a kind (many
+# genre mentions tie at confidence 0.75; keeping ties returned up to 184 rows for one item).
+# Each kind's body starts from `u` and an item `i` and ends with one row per item:
+# `groups`, a list of group lists (PATH_GROUP_COLUMNS without item_id), best first. The items
+# are one multi-valued index seek, so the user's side of each pattern is expanded once for all.
 
 _USER_AND_ITEMS = f"""
 MATCH (u:{Label.USER} {{{DOMAIN}: $domain, {ID}: $user_id}}) {_seek("u", Label.USER)}
 MATCH (i:{Label.ITEM} {{{DOMAIN}: $domain}}) {_seek("i", Label.ITEM)} WHERE i.{ID} IN $item_ids
 """
 
-
-def _cut_groups(rank: int) -> str:
-    # `rows` holds one item's groups, best count first; `rows[n][rank]` is that count.
-    return f"""
-WITH i, collect(g) AS rows
-WITH i, rows, CASE WHEN size(rows) > $limit THEN rows[$limit - 1][{rank}] ELSE -2.0 END AS cut
-UNWIND rows AS g
-WITH i, g WHERE g[{rank}] >= cut
+_COLLECT_GROUPS = """
+WITH i, collect(g)[..$limit] AS groups
 """
-
 
 # Candidates come from the item's CO_INTERACTED partners (a few per item, counted at build
 # time) that the user interacted with, instead of every user of every item the user liked
@@ -408,50 +405,66 @@ WITH i, g WHERE g[{rank}] >= cut
 # the user is one of them for every partner (they interacted with it) and for the item itself
 # only when they interacted with it too, so subtracting `own` leaves the other users, and the
 # first of the two stored smallest ids that is not the user's is the smallest other user.
-PATH_GROUPS_CO_INTERACTION = Query("PATH_GROUPS_CO_INTERACTION", _USER_AND_ITEMS + f"""
+_CO_INTERACTION_BODY = f"""
 WITH u, i, CASE WHEN EXISTS {{ (u)-[:{RelType.INTERACTED}]->(i) }} THEN 1 ELSE 0 END AS own
 MATCH (i)-[c:{RelType.CO_INTERACTED}]->(x:{Label.ITEM})
 WHERE EXISTS {{ (u)-[:{RelType.INTERACTED}]->(x) }}
 WITH u, i, x, c, c.{USERS} - own AS n
 WHERE n > 0
-ORDER BY n DESC
-WITH i, [x.{ID}, n, CASE WHEN c.{FIRST_USER} = u.{ID} THEN c.{SECOND_USER} ELSE c.{FIRST_USER} END] AS g
-""" + _cut_groups(1) + f"""
-RETURN i.{ID} AS item_id, g[0] AS via_item, g[1] AS n_users, g[2] AS other_user
-""")
+WITH i, x.{ID} AS via, n, CASE WHEN c.{FIRST_USER} = u.{ID} THEN c.{SECOND_USER} ELSE c.{FIRST_USER} END AS other
+ORDER BY n DESC, via
+WITH i, [via, n, other] AS g""" + _COLLECT_GROUPS
 # Joined on the entity: the user's side (their items' mentions, a few per item) is expanded
 # once for all items, where the planner's own choice walked every item mentioning each entity
-# of the item (about 10,000 rows for a genre).
-PATH_GROUPS_ENTITY = Query("PATH_GROUPS_ENTITY", _USER_AND_ITEMS + f"""
+# of the item (about 10,000 rows for a genre). A missing or NaN confidence ranks last.
+_ENTITY_BODY = f"""
 MATCH (i)-[m2:{RelType.MENTIONS}]->(e:{Label.ENTITY})
 MATCH (u)-[:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e)
 USING JOIN ON e
 WHERE x <> i
 WITH DISTINCT i, x, e, m1.{CONFIDENCE} AS c1, m2.{CONFIDENCE} AS c2
-WITH i, x, e, c1, c2, coalesce(c1 * c2, -1.0) AS s
-ORDER BY s DESC
-WITH i, [x.{ID}, e.{ID}, c1, c2, s] AS g""" + _cut_groups(4) + f"""
-RETURN i.{ID} AS item_id, g[0] AS via_item, g[1] AS entity, g[2] AS via_confidence,
-       g[3] AS item_confidence
-""")
-PATH_GROUPS_FRIEND = Query("PATH_GROUPS_FRIEND", _USER_AND_ITEMS + f"""
+WITH i, x.{ID} AS via, e.{ID} AS ent, c1, c2, c1 * c2 AS p
+WITH i, via, ent, c1, c2, p IS NULL OR p <> p AS missing, p
+ORDER BY missing, CASE WHEN missing THEN 0.0 ELSE p END DESC, via, ent
+WITH i, [via, ent, c1, c2] AS g""" + _COLLECT_GROUPS
+_FRIEND_BODY = f"""
 MATCH (u)-[:{RelType.FOLLOWS}]->(f:{Label.USER})-[r:{RelType.INTERACTED}]->(i)
 WHERE f <> u
-WITH i, f, count(r) AS n, max(r.{TS}) AS ts
-ORDER BY n DESC
-WITH i, [f.{ID}, n, ts] AS g""" + _cut_groups(1) + f"""
-RETURN i.{ID} AS item_id, g[0] AS friend, g[1] AS n_times, g[2] AS ts
-""")
-PATH_GROUPS_CATEGORY = Query("PATH_GROUPS_CATEGORY", _USER_AND_ITEMS + f"""
+WITH i, f.{ID} AS friend, count(r) AS n, max(r.{TS}) AS ts
+ORDER BY n DESC, ts DESC, friend
+WITH i, [friend, n, ts] AS g""" + _COLLECT_GROUPS
+_CATEGORY_BODY = f"""
 MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
       <-[:{RelType.IN_CATEGORY}]-(i)
 WHERE x <> i
 WITH i, c, x, max(r.{TS}) AS ts
-WITH i, c, count(x) AS n, max(ts) AS latest, collect([x.{ID}, ts]) AS liked
-ORDER BY n DESC
-WITH i, [c.{ID}, n, latest, [p IN liked WHERE p[1] = latest | p[0]]] AS g""" + _cut_groups(1) + f"""
-RETURN i.{ID} AS item_id, g[0] AS category, g[1] AS n_items, g[2] AS ts, g[3] AS latest_items
-""")
+WITH i, c.{ID} AS cat, count(x) AS n, max(ts) AS latest, collect([x.{ID}, ts]) AS liked
+ORDER BY n DESC, cat
+WITH i, [cat, n, latest, [p IN liked WHERE p[1] = latest | p[0]]] AS g""" + _COLLECT_GROUPS
+
+_PATH_GROUP_BODIES: dict[PathKind, str] = {
+    PathKind.CO_INTERACTION: _CO_INTERACTION_BODY,
+    PathKind.ENTITY: _ENTITY_BODY,
+    PathKind.FRIEND: _FRIEND_BODY,
+    PathKind.CATEGORY: _CATEGORY_BODY,
+}
+
+
+def path_groups(kinds: tuple[PathKind, ...]) -> Query:
+    """One query for the path groups of several kinds, for a user and a list of items.
+
+    It returns one record (none when the user or every item is unknown) with a column per kind,
+    in ``kinds`` order: a list of ``[item_id, groups]``, one per item with groups of that kind.
+    One record of a few nested lists instead of a record per group: the driver unpacks records
+    one message at a time, which cost the API more than the query cost Neo4j."""
+    calls = "".join(
+        f"CALL (u, items) {{\nUNWIND items AS i{_PATH_GROUP_BODIES[PathKind(k)]}"
+        f"RETURN collect([i.{ID}, groups]) AS k{n}\n}}\n"
+        for n, k in enumerate(kinds))
+    columns = ", ".join(f"k{n}" for n in range(len(kinds)))
+    name = "PATH_GROUPS(" + ",".join(str(PathKind(k)) for k in kinds) + ")"
+    return Query(name, _USER_AND_ITEMS + "WITH u, collect(i) AS items\n" + calls + f"RETURN {columns}\n")
+
 
 # --------------------------------------------------------------------------- lookup tables
 
@@ -521,9 +534,4 @@ REL_ROWS: dict[RelType, Query] = {
     RelType.MENTIONS: MENTIONS_ROWS, RelType.FOLLOWS: FOLLOWS_ROWS,
     RelType.RECOMMENDED: RECOMMENDED_ROWS, RelType.CO_INTERACTED: CO_INTERACTED_ROWS,
 }
-PATH_GROUPS: dict[PathKind, Query] = {
-    PathKind.CO_INTERACTION: PATH_GROUPS_CO_INTERACTION,
-    PathKind.ENTITY: PATH_GROUPS_ENTITY,
-    PathKind.FRIEND: PATH_GROUPS_FRIEND,
-    PathKind.CATEGORY: PATH_GROUPS_CATEGORY,
-}
+PATH_GROUPS_ALL = path_groups(tuple(PathKind))

@@ -11,10 +11,12 @@ Four kinds of path join a user to an item:
 * ``friend``: user → followed user → item, ranked by how often that user interacted with it;
 * ``category``: user → X → category ← item, ranked by how many of the user's items share it.
 
-The store returns path groups (:meth:`~kg.store.GraphStore.path_rows_many`: counts per via
-item, entity, friend or category, for a list of items at once); all ranking, tie breaking and
-wording happen here, so every store gives the same answer. Ties break on ids in code-point
-order. :func:`explain` returns the best path of each kind first (kinds in :data:`KIND_ORDER`),
+The store returns path groups (:meth:`~kg.store.GraphStore.path_groups_many`: counts per via
+item, entity, friend or category, for a list of items at once, cut to the best few of each
+kind); ranking and tie breaking follow :func:`~kg.store.path_group_key` in the store and here,
+and the wording happens here, so every store gives the same answer. Ties break on ids in
+Neo4j's string order (UTF-16 code units, :func:`~kg.store.id_order`), so that Cypher can cut
+them. :func:`explain` returns the best path of each kind first (kinds in :data:`KIND_ORDER`),
 then the second best of each, and so on, up to ``k`` paths; :func:`explain_many` does the same
 for several items with one read per kind, and names are read only for the paths kept.
 """
@@ -27,10 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from kg.schema import NAME, TITLE, Label, PathKind
-from kg.store import GraphStore
+from kg.store import GraphStore, id_order, path_group_key
 
 #: Which kind of path comes first among paths of equal rank.
 KIND_ORDER: tuple[PathKind, ...] = (
@@ -105,7 +105,7 @@ class _Draft:
 
 def _co_interaction(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
-    for _, via, n, other in sorted(rows, key=lambda r: (-r[2], r[1])):
+    for _, via, n, other in sorted(rows, key=lambda r: path_group_key(PathKind.CO_INTERACTION, r)):
         people = "1 person" if n == 1 else f"{n} people"
         out.append(_Draft(
             PathKind.CO_INTERACTION, (user, via, other, item),
@@ -124,11 +124,11 @@ def _confidence_product(a: Any, b: Any) -> float:
 
 
 def _entity(rows: list[tuple], user: str, item: str) -> list[_Draft]:
-    scored = [(_confidence_product(c1, c2), via, ent) for _, via, ent, c1, c2 in rows]
     # best product first, a missing confidence (NaN) last; then via item, then entity
-    scored.sort(key=lambda r: (math.isnan(r[0]), -r[0] if not math.isnan(r[0]) else 0.0, r[1], r[2]))
+    rows = sorted(rows, key=lambda r: path_group_key(PathKind.ENTITY, r))
     out = []
-    for score, via, ent in scored:
+    for _, via, ent, c1, c2 in rows:
+        score = _confidence_product(c1, c2)
         out.append(_Draft(
             PathKind.ENTITY, (user, via, ent, item),
             (Label.USER, Label.ITEM, Label.ENTITY, Label.ITEM), float(score),
@@ -141,7 +141,7 @@ def _entity(rows: list[tuple], user: str, item: str) -> list[_Draft]:
 
 def _friend(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
-    for _, friend, n, _ts in sorted(rows, key=lambda r: (-r[2], -r[3], r[1])):
+    for _, friend, n, _ts in sorted(rows, key=lambda r: path_group_key(PathKind.FRIEND, r)):
         times = "" if n == 1 else f" ({n} times)"
         out.append(_Draft(
             PathKind.FRIEND, (user, friend, item), (Label.USER, Label.USER, Label.ITEM), float(n),
@@ -154,8 +154,8 @@ def _friend(rows: list[tuple], user: str, item: str) -> list[_Draft]:
 def _category(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     out = []
     # The example item of a category is the one the user liked most recently (ties: lowest id).
-    for _, cat, n, _ts, latest in sorted(rows, key=lambda r: (-r[2], r[1])):
-        via = min(latest)
+    for _, cat, n, _ts, latest in sorted(rows, key=lambda r: path_group_key(PathKind.CATEGORY, r)):
+        via = min(latest, key=id_order)
         others = "" if n == 1 else f" (and {n - 1} more you liked)"
         out.append(_Draft(
             PathKind.CATEGORY, (user, via, cat, item),
@@ -175,9 +175,9 @@ _RANKERS = {
 }
 
 
-def _by_item(frame: pd.DataFrame) -> dict[str, list[tuple]]:
+def _by_item(rows: list[tuple]) -> dict[str, list[tuple]]:
     out: dict[str, list[tuple]] = {}
-    for row in frame.itertuples(index=False, name=None):
+    for row in rows:
         out.setdefault(row[0], []).append(row)
     return out
 
@@ -200,7 +200,7 @@ def explain_paths(store: GraphStore, domain: str, user_id: str, item_id: str,
                   kind: PathKind) -> list[ExplanationPath]:
     """Every path of one kind from the user to the item, best first."""
     kind = PathKind(kind)
-    rows = store.path_rows_many(domain, user_id, [item_id], limit=sys.maxsize, kinds=[kind])[kind]
+    rows = store.path_groups_many(domain, user_id, [item_id], limit=sys.maxsize, kinds=[kind])[kind]
     drafts = _RANKERS[kind](_by_item(rows).get(item_id, []), user_id, item_id)
     return _finish(store, domain, {item_id: drafts})[item_id]
 
@@ -228,7 +228,7 @@ def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequenc
     items = list(dict.fromkeys(item_ids))
     if not items:
         return {}
-    groups = store.path_rows_many(domain, user_id, items, limit=k, kinds=KIND_ORDER)
+    groups = store.path_groups_many(domain, user_id, items, limit=k, kinds=KIND_ORDER)
     ranked = {kind: _by_item(groups[kind]) for kind in KIND_ORDER}
     drafts: dict[str, list[_Draft]] = {}
     for item in items:

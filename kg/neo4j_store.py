@@ -13,6 +13,7 @@ Opening the store checks the connection a bounded number of times and then raise
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
@@ -54,7 +55,8 @@ from kg.store import (
     GraphMeta,
     endpoint_error,
     finish_node_rows,
-    finish_path_groups,
+    cut_path_groups,
+    path_group_frame,
     finish_rel_rows,
     node_records,
     recommendation_frame,
@@ -197,8 +199,9 @@ def _run_many(tx: ManagedTransaction, queries: list[tuple[str, dict[str, Any]]])
     return [[record.data() for record in tx.run(text, params)] for text, params in queries]
 
 
-def _run_many_values(tx: ManagedTransaction, queries: list[tuple[str, dict[str, Any]]]) -> list[list]:
-    return [tx.run(text, params).values() for text, params in queries]
+@functools.lru_cache(maxsize=64)
+def _path_groups_query(kinds: tuple[PathKind, ...]) -> Query:
+    return cypher.path_groups(kinds)
 
 
 class Neo4jStore:
@@ -523,21 +526,27 @@ class Neo4jStore:
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
                        kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
+        groups = self.path_groups_many(domain, user_id, item_ids, limit, kinds)
+        return {k: path_group_frame(k, rows) for k, rows in groups.items()}
+
+    def path_groups_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
+                         kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, list[tuple]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         kinds = [PathKind(k) for k in kinds]
         params = dict(domain=domain, user_id=user_id, item_ids=list(dict.fromkeys(item_ids)),
                       limit=int(limit))
         if not params["item_ids"] or not kinds:
-            return {k: finish_path_groups(k, [], limit) for k in kinds}
-        queries = [cypher.PATH_GROUPS[k] for k in kinds]
+            return {k: cut_path_groups(k, [], limit) for k in kinds}
+        query = _path_groups_query(tuple(kinds))
         try:
-            # One transaction for every kind: a round trip and a commit instead of four.
             with self._driver.session(database=self.database) as session:
-                results = session.execute_read(_run_many_values, [(q.text, params) for q in queries])
+                found = session.execute_read(_run_values, query.text, params)[1]
         except (Neo4jError, DriverError) as e:
-            raise self._error(Query("/".join(q.name for q in queries), ""), e) from e
-        return {k: finish_path_groups(k, rows, limit) for k, rows in zip(kinds, results)}
+            raise self._error(query, e) from e
+        columns = found[0] if found else [[] for _ in kinds]
+        return {k: cut_path_groups(k, [(item, *g) for item, groups in per_item for g in groups], limit)
+                for k, per_item in zip(kinds, columns)}
 
     # ----------------------------------------------------------------------- lifecycle
 

@@ -51,7 +51,8 @@ from kg.store import (
     batches,
     endpoint_error,
     finish_node_rows,
-    finish_path_groups,
+    cut_path_groups,
+    path_group_frame,
     finish_rel_rows,
     node_records,
     recommendation_frame,
@@ -343,6 +344,11 @@ class NetworkXStore:
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
                        kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
+        groups = self.path_groups_many(domain, user_id, item_ids, limit, kinds)
+        return {k: path_group_frame(k, rows) for k, rows in groups.items()}
+
+    def path_groups_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
+                         kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, list[tuple]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         kinds = [PathKind(k) for k in kinds]
@@ -354,7 +360,7 @@ class NetworkXStore:
             index = self._read_index(domain)
             for kind in kinds:
                 rows[kind] = index.groups(kind, u, items, limit)
-        return {k: finish_path_groups(k, rows[k], limit) for k in kinds}
+        return {k: cut_path_groups(k, rows[k], limit) for k in kinds}
 
 
 #: Key, in the graph's ``__networkx_cache__``, of the token that says a read index is current.
@@ -363,7 +369,7 @@ _INDEX_TOKEN = "kgrec-path-index"
 
 def _best(pairs: list[tuple[float, Any]], limit: int) -> list[Any]:
     """The values whose key reaches the ``limit``-th largest key (ties kept): a superset of what
-    :func:`kg.store.finish_path_groups` keeps, so cutting here first changes nothing."""
+    :func:`kg.store.cut_path_groups` keeps, so cutting here first changes nothing."""
     if len(pairs) <= limit:
         return [v for _, v in pairs]
     cut = heapq.nlargest(limit, (k for k, _ in pairs))[-1]

@@ -10,6 +10,7 @@ reads back as equal frames from either store.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -165,15 +166,21 @@ class GraphStore(Protocol):
     def node_props(self, label: Label, domain: str, ids: Sequence[str]) -> dict[str, dict]:
         """Properties of the given nodes by id (unknown ids are left out)."""
 
-    def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
-        """Path groups from a user to each of several items, per kind (:data:`PATH_GROUP_COLUMNS`),
+    def path_groups_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
+                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, list[tuple]]:
+        """Path groups from a user to each of several items, per kind, as tuples in
+        :data:`PATH_GROUP_COLUMNS` order,
         read in one go (one query per kind, in one transaction where the backend has them).
 
-        For each item, only the groups whose ranking count (see :data:`PATH_GROUP_COLUMNS`) is at
-        least the ``limit``-th largest of that item are kept, ties included: enough to rank the
-        best ``limit`` paths of each kind exactly (:func:`finish_path_groups` applies the cut).
+        For each item, only its best ``limit`` groups of each kind are kept, in
+        :func:`path_group_key` order (ties broken on ids there, so no more than ``limit``):
+        exactly the groups the best ``limit`` paths of each kind come from
+        (:func:`cut_path_groups` applies the cut).
         Unknown users or items give no rows."""
+
+    def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
+                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
+        """:meth:`path_groups_many` as one frame per kind (:func:`path_group_frame`)."""
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
         """Replace the domain's ``RECOMMENDED`` relationships with ``rows``
@@ -305,39 +312,61 @@ def finish_rel_rows(rel: RelType, columns: dict[str, list]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _rank_key(kind: PathKind, row: tuple) -> float:
-    """The count a group of :data:`PATH_GROUP_COLUMNS` is cut by (-1 when it has none)."""
+def id_order(id_: str) -> bytes:
+    """Sort key of an id in Neo4j's string order: UTF-16 code units, which differs from Python's
+    code-point order only between characters above U+FFFF and those from U+E000 to U+FFFF.
+    Path groups break ties in this order, so Cypher can cut them with ``ORDER BY``."""
+    return id_.encode("utf-16-be", "surrogatepass")
+
+
+def path_group_key(kind: PathKind, row: Sequence[Any]) -> tuple:
+    """The rank of a group of :data:`PATH_GROUP_COLUMNS` (as a tuple), best first; a total order.
+
+    * ``co_interaction``: most ``n_users``, then ``via_item``;
+    * ``entity``: largest confidence product (a missing or NaN confidence last), then
+      ``via_item``, then ``entity``;
+    * ``friend``: most ``n_times``, then the latest ``ts``, then ``friend``;
+    * ``category``: most ``n_items``, then ``category``.
+
+    Ids compare in :func:`id_order`."""
     if kind is PathKind.ENTITY:
         a, b = row[3], row[4]
-        if a is None or b is None or a != a or b != b:  # a missing confidence ranks last
-            return -1.0
-        return float(a) * float(b)
-    return float(row[2])
+        p = math.nan if a is None or b is None else float(a) * float(b)
+        missing = p != p
+        return (missing, 0.0 if missing else -p, id_order(row[1]), id_order(row[2]))
+    if kind is PathKind.FRIEND:
+        return (-row[2], -row[3], id_order(row[1]))
+    return (-row[2], id_order(row[1]))
 
 
-def finish_path_groups(kind: PathKind, records: list[Sequence[Any]], limit: int) -> pd.DataFrame:
-    """The frame :meth:`GraphStore.path_rows_many` returns for one kind, from tuples in
-    :data:`PATH_GROUP_COLUMNS` order: id lists sorted, each item's groups cut to those whose
-    count reaches its ``limit``-th largest (ties kept), rows sorted by every column but the lists.
+def cut_path_groups(kind: PathKind, records: list[Sequence[Any]], limit: int) -> list[tuple]:
+    """What :meth:`GraphStore.path_groups_many` returns for one kind, from tuples in
+    :data:`PATH_GROUP_COLUMNS` order: id lists sorted, each item's groups cut to its best
+    ``limit`` in :func:`path_group_key` order (ties broken there, so exactly ``limit`` where it
+    has more), rows sorted by every column but the lists.
 
-    Every store passes its rows through here, so the same graph gives equal frames."""
+    Every store passes its rows through here, so the same graph gives equal rows."""
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     cols = PATH_GROUP_COLUMNS[kind]
     lists = [n for n, c in enumerate(cols) if c == "latest_items"]
     by_item: dict[str, list[tuple]] = {}
     for r in records:
-        r = tuple(sorted(v) if n in lists else v for n, v in enumerate(r))
+        r = tuple(sorted(v) if n in lists else v for n, v in enumerate(r)) if lists else tuple(r)
         by_item.setdefault(r[0], []).append(r)
     kept: list[tuple] = []
     for rows in by_item.values():
         if len(rows) > limit:
-            cut = sorted((_rank_key(kind, r) for r in rows), reverse=True)[limit - 1]
-            rows = [r for r in rows if _rank_key(kind, r) >= cut]
+            rows = sorted(rows, key=lambda r: path_group_key(kind, r))[:limit]
         kept.extend(rows)
     order = [n for n in range(len(cols)) if n not in lists]
     kept.sort(key=lambda r: tuple((r[n] is None, r[n]) for n in order))  # None last
-    return pd.DataFrame.from_records(kept, columns=list(cols))
+    return kept
+
+
+def path_group_frame(kind: PathKind, rows: list[tuple]) -> pd.DataFrame:
+    """Rows of :func:`cut_path_groups` as the frame :meth:`GraphStore.path_rows_many` returns."""
+    return pd.DataFrame.from_records(rows, columns=list(PATH_GROUP_COLUMNS[kind]))
 
 
 def recommendation_frame(rows: pd.DataFrame) -> pd.DataFrame:
