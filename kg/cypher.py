@@ -450,7 +450,7 @@ _PATH_GROUP_BODIES: dict[PathKind, str] = {
 }
 
 
-def path_groups(kinds: tuple[PathKind, ...]) -> Query:
+def path_groups(kinds: tuple[PathKind, ...], name: str | None = None) -> Query:
     """One query for the path groups of several kinds, for a user and a list of items.
 
     It returns one record (none when the user or every item is unknown) with a column per kind,
@@ -462,7 +462,7 @@ def path_groups(kinds: tuple[PathKind, ...]) -> Query:
         f"RETURN collect([i.{ID}, groups]) AS k{n}\n}}\n"
         for n, k in enumerate(kinds))
     columns = ", ".join(f"k{n}" for n in range(len(kinds)))
-    name = "PATH_GROUPS(" + ",".join(str(PathKind(k)) for k in kinds) + ")"
+    name = name or "PATH_GROUPS(" + ",".join(str(PathKind(k)) for k in kinds) + ")"
     return Query(name, _USER_AND_ITEMS + "WITH u, collect(i) AS items\n" + calls + f"RETURN {columns}\n")
 
 
@@ -534,4 +534,4 @@ REL_ROWS: dict[RelType, Query] = {
     RelType.MENTIONS: MENTIONS_ROWS, RelType.FOLLOWS: FOLLOWS_ROWS,
     RelType.RECOMMENDED: RECOMMENDED_ROWS, RelType.CO_INTERACTED: CO_INTERACTED_ROWS,
 }
-PATH_GROUPS_ALL = path_groups(tuple(PathKind))
+PATH_GROUPS_ALL = path_groups(tuple(PathKind), "PATH_GROUPS_ALL")
