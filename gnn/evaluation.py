@@ -365,9 +365,9 @@ def _ranks_of(s: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         return out
     n = s.shape[1]
     v = s[rows, items]
-    ordered = np.sort(s[np.unique(rows)], axis=1)
-    row_at = np.searchsorted(np.unique(rows), rows)
-    for j, r in enumerate(np.unique(rows)):
+    distinct, row_at = np.unique(rows, return_inverse=True)
+    ordered = np.sort(s[distinct], axis=1)
+    for j, r in enumerate(distinct):
         m = np.flatnonzero(row_at == j)
         lo = np.searchsorted(ordered[j], v[m], side="left")
         hi = np.searchsorted(ordered[j], v[m], side="right")

@@ -429,7 +429,7 @@ class _PathIndex:
         liked = self.liked.get(u, {})
         out: list[tuple] = []
         if kind is PathKind.CO_INTERACTION:
-            # Mirrors PATH_GROUPS_CO_INTERACTION: the item's CO_INTERACTED partners that the
+            # Mirrors the co-interaction body of cypher.path_groups: the item's CO_INTERACTED partners that the
             # user liked, counted without the user, named by the smallest other user stored.
             mine = self.liked_set.get(u, set())
             for i in items:
