@@ -470,7 +470,9 @@ class Neo4jServer:
                 )
             fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(secrets.token_urlsafe(24) + "\n")
+                # A letter first: a token_urlsafe string starts with "-" one time in 64, and the
+                # admin tool would read such a password as an option.
+                fh.write("k" + secrets.token_urlsafe(24) + "\n")
             log.info("generated a Neo4j password in %s", self.password_file)
         if first_start:
             self._set_initial_password()
@@ -553,7 +555,8 @@ class Neo4jServer:
         argfile.unlink(missing_ok=True)
         fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f'"{password}"\n')  # token_urlsafe: no quotes or backslashes to escape
+            # "--" ends the options, so a password that starts with "-" is still the password.
+            fh.write("--\n" + '"' + password.replace("\\", "\\\\").replace('"', '\\"') + '"\n')
         env = {**os.environ, "NEO4J_HOME": str(self.home), "NEO4J_CONF": str(self.home / "conf")}
         env.pop("JAVA_OPTS", None)
         env["HEAP_SIZE"] = "256m"

@@ -147,3 +147,34 @@ def test_restart_keeps_data(neo4j_server):
     assert [r["c"] for r in records] == [1]
     assert server.start().uri == settings.uri  # already running: joins, starts nothing new
     assert server.launched is False
+
+
+@pytest.mark.neo4j
+def test_a_password_that_looks_like_an_option_still_works(neo4j_server, tmp_path, request):
+    """A user-chosen password may start with "-" and hold quotes; the first start must take it.
+
+    One generated password in 64 used to start with "-", and the admin tool then read it as an
+    option and failed the first start (CI failure of session 3).
+    """
+    shared = _server_for(neo4j_server).home
+    home = tmp_path / "neo4j"
+    home.mkdir()
+    for name in ("lib", "plugins"):
+        (home / name).symlink_to(shared / name, target_is_directory=True)
+    chosen = '-h"q\\x ' + uuid.uuid4().hex
+    (home / "password").write_text(chosen + "\n")
+    (home / "password").chmod(0o600)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    server = Neo4jServer(home, bolt_port=ports[0], http_port=ports[1], heap="256m", pagecache="64m")
+    try:
+        settings = server.start(timeout=300)
+        assert settings.password.get_secret_value() == chosen
+        with GraphDatabase.driver(settings.uri, auth=(settings.user, chosen)) as driver:
+            records, _, _ = driver.execute_query("RETURN 1 AS one")
+        assert records[0]["one"] == 1
+    finally:
+        server.stop()
