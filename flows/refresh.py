@@ -8,6 +8,7 @@ tasks (the graph store, an LLM endpoint) retry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -106,8 +107,10 @@ def _metrics_path(graph: GraphRef, features: ArtifactRef, params: RefreshParams)
     return Path(params.out) / graph.domain / "metrics" / f"metrics-{_key(graph.build, features.key)[:16]}.csv"
 
 
-def _model_path(graph: GraphRef, features: ArtifactRef, params: RefreshParams) -> Path:
-    return _cache_dir(params) / graph.domain / f"model-{_key(graph.build, features.key, params.k)[:16]}"
+def _model_path(graph: GraphRef, features: ArtifactRef, params: RefreshParams,
+                metrics: ArtifactRef | None = None) -> Path:
+    tuned_by = metrics.key if metrics is not None else "own-tuning"
+    return _cache_dir(params) / graph.domain / f"model-{_key(graph.build, features.key, params.k, tuned_by)[:16]}"
 
 
 # --------------------------------------------------------------------------- tasks
@@ -205,8 +208,10 @@ def embed(ref: DatasetRef, graph: GraphRef, params: RefreshParams, mentions: Art
 
 def _model_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
-    maker = _metrics_path if ctx.task.name == "evaluate-models" else _model_path
-    path = maker(inputs["graph"], inputs["features"], p)
+    if ctx.task.name == "evaluate-models":
+        path = _metrics_path(inputs["graph"], inputs["features"], p)
+    else:
+        path = _model_path(inputs["graph"], inputs["features"], p, inputs.get("metrics"))
     extra = (p.eval_max_users,) if ctx.task.name == "evaluate-models" else ()
     return _key(ctx.task.name, _where(p), str(path), inputs["graph"].build, inputs["features"].key,
                 p.device, p.epochs, p.baselines, p.ablations, p.seed, p.k, *extra)
@@ -221,17 +226,23 @@ def evaluate(graph: GraphRef, features: ArtifactRef, params: RefreshParams) -> A
     table = evaluate_domain(Path(graph.export), Path(features.path), params.model_dump(), path)
     create_table_artifact(table.round(4).to_dict("records"), key=f"metrics-{graph.domain}",
                           description="kgrec vs baselines, by slice (full ranking)")
-    return ArtifactRef(path=str(path), key=_key("metrics", path.name), rows=len(table))
+    # The key follows the record's content: the model refitted from it must change with it.
+    record = hashlib.sha256(path.with_suffix(".json").read_bytes()).hexdigest()
+    return ArtifactRef(path=str(path), key=_key("metrics", path.name, record), rows=len(table))
 
 
 @task(name="train-and-recommend", cache_key_fn=_model_key, persist_result=True)
 def train_and_recommend(graph: GraphRef, features: ArtifactRef, params: RefreshParams,
-                        ref: DatasetRef) -> ArtifactRef:
-    """Train on all interactions and rank the catalogue for every user, cold ones included."""
+                        ref: DatasetRef, metrics: ArtifactRef | None = None) -> ArtifactRef:
+    """Train on all interactions and rank the catalogue for every user, cold ones included.
+
+    After an evaluation, the model is refitted with the settings that were evaluated.
+    """
     from flows.steps import recommend_domain
 
-    folder = _model_path(graph, features, params)
-    n = recommend_domain(ref.load(), Path(graph.export), Path(features.path), params.model_dump(), folder)
+    folder = _model_path(graph, features, params, metrics)
+    n = recommend_domain(ref.load(), Path(graph.export), Path(features.path), params.model_dump(), folder,
+                         Path(metrics.path) if metrics is not None else None)
     return ArtifactRef(path=str(folder), key=_key("recs", folder.name), rows=n)
 
 
@@ -306,7 +317,8 @@ def refresh_domain(params: RefreshParams) -> dict:
         with progress.step("evaluation vs baselines"):
             metrics = _fresh(evaluate, _metrics_path(graph, features, params))(graph, features, params)
     with progress.step("training + scoring"):
-        recs = _fresh(train_and_recommend, _model_path(graph, features, params))(graph, features, params, ref)
+        recs = _fresh(train_and_recommend, _model_path(graph, features, params, metrics))(
+            graph, features, params, ref, metrics)
     run_id = _run_id()
     with progress.step("publication"):
         path = publish(ref, graph, recs, metrics, params, run_id)

@@ -202,16 +202,25 @@ def evaluate_domain(export_path: Path, features_path: Path, params: dict, out_cs
 
 
 def recommend_domain(dataset: Dataset, export_path: Path, features_path: Path, params: dict,
-                     folder: Path) -> int:
-    """Fit on all interactions, recommend for every user, save recommendations + serving model."""
+                     folder: Path, metrics_path: Path | None = None) -> int:
+    """Fit on all interactions, recommend for every user, save recommendations + serving model.
+
+    With ``metrics_path`` (the evaluation this run just made), the published model is the one
+    that was measured: kgrec's settings are taken from the evaluation's record and only the
+    refit on all interactions runs. Without it, the settings are tuned on a carve-out here.
+    """
     from gnn.comparison import ComparisonConfig, _node_pos
     from gnn.evaluation import SplitConfig
-    from gnn.recommender import fit_recommender
+    from gnn.recommender import fit_recommender, settings_from_evaluation
 
     export = load_export(export_path)
     features = load_features(features_path)
     cfg = ComparisonConfig(split=SplitConfig(seed=params.get("seed", 42)), kgrec=_train_config(params))
-    rec = fit_recommender(export["data"], features, cfg)
+    settings = None
+    if metrics_path is not None:
+        record = json.loads(metrics_path.with_suffix(".json").read_text(encoding="utf-8"))
+        settings = settings_from_evaluation(record["tuned"]) | {"source": f"evaluation {metrics_path.name}"}
+    rec = fit_recommender(export["data"], features, cfg, settings=settings)
     frame = rec.recommend(k=int(params.get("k", 20)))
     vocab = export["vocab"]
     users = np.asarray(vocab["user"], dtype=object)

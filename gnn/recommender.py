@@ -6,6 +6,10 @@ hold-out rules), chooses every setting there exactly as :func:`gnn.comparison.co
 does for kgrec, refits on all interactions, and returns the cold-start chain
 (gnn → text → friends → nearby → popular) with the interactions to exclude. Nothing here is
 evaluated on held-out data: use :func:`gnn.comparison.compare_models` for that.
+
+A refresh that has just evaluated passes the evaluation's choices as ``settings`` instead
+(:func:`settings_from_evaluation`): the published model is then the measured one, refitted
+on all interactions, and the tuning is not done twice.
 """
 
 from __future__ import annotations
@@ -78,27 +82,47 @@ class Recommender:
         return folder
 
 
-def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfig | None = None) -> Recommender:
+SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift")
+"""What :func:`fit_recommender` chooses on validation, and what ``settings`` may hand it instead."""
+
+
+def settings_from_evaluation(tuned: dict) -> dict:
+    """The settings kgrec was evaluated with, from ``compare_models``' ``tuned`` record.
+
+    A refresh that has just run the evaluation publishes the model it measured: the same
+    λ, text recency, epoch count and blend, refitted on all interactions. Raises ``KeyError``
+    naming the missing entry when the record lacks kgrec's choices.
+    """
+    kg = tuned["kgrec"]
+    out = {"ease_lambda": float(tuned["ease"]["lambda"]), "epochs": int(kg["epochs"]),
+           "residual": kg["residual"], "beta": float(kg["beta"]), "shift": float(kg["shift"])}
+    if "text" in tuned:
+        out["text_recent"] = tuned["text"]["recent"]
+    return out
+
+
+def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfig | None = None,
+                    settings: dict | None = None) -> Recommender:
     """Tune on a validation carve-out of all interactions, refit on all, build the chain.
 
     Args:
         data: the exported HeteroData with every interaction.
         features: text embeddings aligned with the graph (None: ids and graph only).
         config: the same configuration the comparison uses (its ``split`` gives the carve-out).
+        settings: the choices already made on validation (see :data:`SETTINGS` and
+            :func:`settings_from_evaluation`); given, nothing is tuned again and only the
+            refit on all interactions runs. ``text_recent`` is needed only with features.
 
     Returns:
         The fitted :class:`Recommender`.
     """
     cfg = config or ComparisonConfig()
-    n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
-    inter = Interactions.from_hetero(data).dedupe()
-    empty = inter.select(np.zeros(len(inter), bool))
-    everything = ProtocolSplit(n_users, n_items, inter, empty, np.empty(0, np.int64), np.empty(0, np.int64), cfg.split)
-    val = everything.validation()
-    links = data[FOLLOWS].edge_index.cpu().numpy() if FOLLOWS in data.edge_types else None
-    item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
-    full_ctx = _Context(data, everything, links, item_pos, user_pos)
-    val_ctx = _Context(data, val, links, item_pos, user_pos)
+    if settings is not None:
+        return _refit(data, features, cfg, settings)
+    full_ctx = _full_context(data, cfg)
+    n_users, n_items = full_ctx.n_users, full_ctx.n_items
+    val = full_ctx.split.validation()
+    val_ctx = _Context(data, val, full_ctx.links, _node_pos(data, "item"), _node_pos(data, "user"))
     tuned: dict = {}
 
     vals = {lam: validation_ndcg(val_ctx.with_pop(B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)), val)
@@ -121,7 +145,6 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
                         validate=lambda s: validation_ndcg(val_ctx.kgrec_chain(s, text_val), val))
     tuned["epochs"] = m_val.history.best_epoch
     new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
-    new_full = ~np.isin(np.arange(n_items), full_ctx.train.item)
     ease_val = B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)
     min_warm = (cfg.warm_guard * validation_ndcg(val_ctx.with_pop(ease_val), val, "warm")
                 if cfg.warm_guard is not None else None)
@@ -130,9 +153,43 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
         val, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, min_warm=min_warm)
     tuned.update(residual=label, beta=beta, shift=shift, val_ndcg=table[(label, beta, shift)])
     log.info("recommender tuned on validation: %s", tuned)
+    return _final_fit(full_ctx, features, cfg, tuned, text_full)
 
-    model = train_kgrec(full_ctx.graph, features, cfg.kgrec, epochs=m_val.history.best_epoch)
-    ease_full = B.EASEScorer(full_ctx.train, n_users, n_items, lam, cfg.ease_max_items)
-    residual = residual_candidates(ease_full, new_full, x_item, has_text_item, text_full, cfg, FULL_MODEL)[label]
-    primary = ResidualBlendScorer(model.scorer(), residual, beta, new_full, shift)
+
+def _full_context(data, cfg: ComparisonConfig) -> _Context:
+    n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    inter = Interactions.from_hetero(data).dedupe()
+    empty = inter.select(np.zeros(len(inter), bool))
+    everything = ProtocolSplit(n_users, n_items, inter, empty, np.empty(0, np.int64), np.empty(0, np.int64), cfg.split)
+    links = data[FOLLOWS].edge_index.cpu().numpy() if FOLLOWS in data.edge_types else None
+    return _Context(data, everything, links, _node_pos(data, "item"), _node_pos(data, "user"))
+
+
+def _refit(data, features: NodeFeatures | None, cfg: ComparisonConfig, settings: dict) -> Recommender:
+    """Refit on all interactions with choices made elsewhere (the evaluation's, usually)."""
+    missing = [k for k in SETTINGS if k not in settings and not (k == "text_recent" and features is None)]
+    if missing:
+        raise ValueError(f"fit_recommender: settings lack {missing}; expected {list(SETTINGS)}")
+    full_ctx = _full_context(data, cfg)
+    text_full = None
+    if features is not None:
+        text_full = B.TextSimilarityScorer(
+            features.x_item, full_ctx.train, full_ctx.n_users, recent=settings["text_recent"],
+            x_user=features.x_user, has_text_user=features.has_text_user, has_text_item=features.has_text_item)
+    tuned = {k: settings[k] for k in SETTINGS if k in settings} | {"source": settings.get("source", "given")}
+    log.info("recommender refitted with given settings: %s", tuned)
+    return _final_fit(full_ctx, features, cfg, tuned, text_full)
+
+
+def _final_fit(full_ctx: _Context, features: NodeFeatures | None, cfg: ComparisonConfig, tuned: dict,
+               text_full) -> Recommender:
+    n_users, n_items = full_ctx.n_users, full_ctx.n_items
+    x_item = features.x_item if features is not None else None
+    has_text_item = features.has_text_item if features is not None else None
+    new_full = ~np.isin(np.arange(n_items), full_ctx.train.item)
+    model = train_kgrec(full_ctx.graph, features, cfg.kgrec, epochs=int(tuned["epochs"]))
+    ease_full = B.EASEScorer(full_ctx.train, n_users, n_items, float(tuned["ease_lambda"]), cfg.ease_max_items)
+    residual = residual_candidates(ease_full, new_full, x_item, has_text_item, text_full, cfg,
+                                   FULL_MODEL)[tuned["residual"]]
+    primary = ResidualBlendScorer(model.scorer(), residual, float(tuned["beta"]), new_full, float(tuned["shift"]))
     return Recommender(full_ctx.kgrec_chain(primary, text_full), full_ctx.matrix, model, tuned)

@@ -63,6 +63,17 @@ def test_evaluation_artifacts_and_metrics_table(prefect_api, shared_cache, tmp_p
     assert {"popular", "ease", "text", "kgrec"} <= set(table["model"])
     assert {"all", "warm", "cold_user", "cold_item"} <= set(table["slice"])
     assert (Path(summary["publication"]) / "metrics.csv").exists()
+    # the published model is the evaluated one: kgrec's settings come from the evaluation record
+    import json
+
+    import torch
+
+    from gnn.recommender import settings_from_evaluation
+
+    record = json.loads(Path(summary["metrics"]).with_suffix(".json").read_text())
+    choices = torch.load(Path(summary["publication"]) / "model" / "serving.pt", weights_only=False)["choices"]
+    assert choices["source"].startswith("evaluation metrics-")
+    assert {k: v for k, v in choices.items() if k != "source"} == settings_from_evaluation(record["tuned"])
 
 
 def test_unchanged_rerun_skips_expensive_steps(prefect_api, shared_cache, tmp_path):

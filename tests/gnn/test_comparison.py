@@ -107,3 +107,31 @@ def test_a_sampled_evaluation_ranks_fewer_users_against_the_whole_catalogue():
     assert r.split["evaluated_users"] == 40 and r.split["evaluated_pairs"] < r.split["test"]
     t = r.table.set_index(["model", "slice"])
     assert t.loc[("kgrec", "all"), "users"] == 40 and t.loc[("popular", "all"), "users"] == 40
+
+
+def test_a_refit_with_the_tuned_settings_publishes_the_same_lists():
+    """Given settings, fit_recommender skips tuning and builds the model tuning would have built."""
+    from gnn.recommender import SETTINGS, fit_recommender
+
+    data, features = planted_graph(n_users=60, n_items=80)
+    quick = TrainConfig(dim=16, epochs=4, eval_every=2, batch_size=256, num_negatives=32, device="cpu")
+    cfg = ComparisonConfig(kgrec=quick, blend_betas=(0.0, 1.0), blend_shifts=(0.0, 1.0))
+    tuned = fit_recommender(data, features, cfg)
+    given = {k: tuned.tuned[k] for k in SETTINGS} | {"source": "test"}
+    refit = fit_recommender(data, features, cfg, settings=given)
+    a, b = tuned.recommend(k=10), refit.recommend(k=10)
+    assert (a[["user_idx", "rank", "item_idx", "reason"]].to_numpy() == b[["user_idx", "rank", "item_idx", "reason"]].to_numpy()).all()
+    np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert refit.tuned["source"] == "test" and "val_ndcg" not in refit.tuned
+    with pytest.raises(ValueError, match="residual"):
+        fit_recommender(data, features, cfg, settings={k: v for k, v in given.items() if k != "residual"})
+
+
+def test_the_evaluated_settings_map_onto_the_refit(result):
+    from gnn.recommender import SETTINGS, settings_from_evaluation
+
+    s = settings_from_evaluation(result.tuned)
+    assert set(s) == set(SETTINGS)
+    kg = result.tuned["kgrec"]
+    assert (s["epochs"], s["residual"], s["beta"], s["shift"]) == (kg["epochs"], kg["residual"], kg["beta"], kg["shift"])
+    assert s["ease_lambda"] == result.tuned["ease"]["lambda"] and s["text_recent"] == result.tuned["text"]["recent"]
