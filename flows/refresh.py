@@ -189,6 +189,19 @@ def build_graph(ref: DatasetRef, params: RefreshParams, mentions: ArtifactRef | 
     return GraphRef(target=params.graph, domain=ref.domain, build=stamp, export=str(export_path))
 
 
+def _texts_ahead_key(ctx, inputs) -> str:
+    p: RefreshParams = inputs["params"]
+    return _key("embed-texts-ahead", _where(p), inputs["ref"].content_hash, p.encoder_model, p.device)
+
+
+@task(name="embed-item-texts", cache_key_fn=_texts_ahead_key, persist_result=True)
+def embed_texts_ahead(ref: DatasetRef, params: RefreshParams) -> int:
+    """Item and user texts into the text cache, beside the entity extraction (see the step)."""
+    from flows.steps import embed_texts_ahead as ahead
+
+    return ahead(ref.load(), params.encoder_model, params.device, _cache_dir(params))
+
+
 def _embed_key(ctx, inputs) -> str:
     p: RefreshParams = inputs["params"]
     path = _features_path(inputs["ref"], inputs["graph"], p)
@@ -277,6 +290,8 @@ def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, Gra
     """Gate, entities (fanned out in batches over the task runner), graph and embeddings."""
     with progress.step("quality gate"):
         ref = validate_dataset(params)
+    # Needs only the gated data: runs on the task runner while entities are extracted.
+    texts_ahead = embed_texts_ahead.submit(ref, params)
     mentions = None
     if params.extractor != "none":
         n_items = ref.load().items.shape[0]
@@ -293,6 +308,7 @@ def _prepare(params: RefreshParams) -> tuple[DatasetRef, ArtifactRef | None, Gra
     with progress.step("knowledge graph"):
         graph = build_graph(ref, params, mentions)
     with progress.step("text embeddings"):
+        texts_ahead.result()
         features = _fresh(embed, _features_path(ref, graph, params))(ref, graph, params, mentions)
     return ref, mentions, graph, features
 

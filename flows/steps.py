@@ -124,6 +124,29 @@ def load_export(path: Path) -> dict:
 # --------------------------------------------------------------------------- features
 
 
+def embed_texts_ahead(dataset: Dataset, model: str, device: str, cache_dir: Path) -> int:
+    """Embed the item and user texts into the text cache; returns how many texts it holds for them.
+
+    Item and user texts need nothing but the gated dataset, so a refresh embeds them while the
+    entity extraction runs (spaCy holds the GIL and keeps about one core busy; the encoder takes
+    the other). :func:`embed_graph_nodes` then finds them in the cache and embeds only entities
+    and categories. The vectors are the ones it would compute itself: same texts, same calls.
+    """
+    from text.cache import TextCache
+    from text.encoders import EncoderConfig, TextEncoder
+    from text.features import embed_in_order, node_texts
+
+    texts = node_texts(dataset)
+    cache = TextCache(cache_dir / "text")
+    try:
+        encoder = TextEncoder(EncoderConfig(model=model, device=device), cache=cache)
+        items = embed_in_order(encoder, list(texts.item.index), texts.item)
+        users = embed_in_order(encoder, list(texts.user.index), texts.user, queries=True)
+    finally:
+        cache.close()
+    return int(items.has_text.sum() + users.has_text.sum())
+
+
 def embed_graph_nodes(dataset: Dataset, export_path: Path, mentions_path: Path | None, model: str,
                       device: str, path: Path, cache_dir: Path) -> None:
     """Embed every node's text in the export's vocabulary order; write one ``.npz``."""
@@ -191,7 +214,9 @@ def evaluate_domain(export_path: Path, features_path: Path, params: dict, out_cs
     cfg = ComparisonConfig(split=SplitConfig(seed=params.get("seed", 42)), kgrec=_train_config(params),
                            baselines=tuple(params.get("baselines", ())),
                            ablations=tuple(params.get("ablations", ())),
-                           max_eval_users=params.get("eval_max_users"))
+                           max_eval_users=params.get("eval_max_users"),
+                           # the side-by-side epoch timing is for benchmarks/accuracy.py, not a refresh
+                           timing_rounds=0)
     result = compare_models(export["data"], features, cfg)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out_csv, index=False)
