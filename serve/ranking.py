@@ -59,8 +59,14 @@ def top_of(scores: np.ndarray, exclude: np.ndarray | None, n: int) -> np.ndarray
     n = min(n, int(np.isfinite(s).sum()))
     if n <= 0:
         return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-s, n - 1)[:n] if n < len(s) else np.arange(len(s))
-    return part[np.lexsort((part, -s[part]))]
+    if n < len(s):
+        kth = -np.partition(-s, n - 1)[n - 1]
+        # every entry reaching the n-th score: argpartition alone keeps an arbitrary few of
+        # the ties straddling the cut, and the lowest-indexed ones must win
+        part = np.flatnonzero(s >= kth)
+    else:
+        part = np.arange(len(s))
+    return part[np.lexsort((part, -s[part]))][:n]
 
 
 def standardise(s: np.ndarray) -> np.ndarray:
