@@ -196,10 +196,26 @@ def _texts_ahead_key(ctx, inputs) -> str:
 
 @task(name="embed-item-texts", cache_key_fn=_texts_ahead_key, persist_result=True)
 def embed_texts_ahead(ref: DatasetRef, params: RefreshParams) -> int:
-    """Item and user texts into the text cache, beside the entity extraction (see the step)."""
-    from flows.steps import embed_texts_ahead as ahead
+    """Item and user texts into the text cache, beside the entity extraction (see the step).
 
-    return ahead(ref.load(), params.encoder_model, params.device, _cache_dir(params))
+    The encoding runs in a spawned child process: in this one, the extraction threads hold
+    the GIL most of the time and the encoder, which needs it between operators, would crawl.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from flows.steps import embed_snapshot_texts_ahead as ahead
+
+    import pyarrow.parquet as pq
+
+    args = (ref.path, params.encoder_model, params.device, str(_cache_dir(params)))
+    n_items = pq.read_metadata(Path(ref.path) / "items.parquet").num_rows
+    # A child costs ~10 s to start (torch, the model): worth it only beside a long extraction.
+    # A Dask worker is daemonic (may not have children) and has a GIL of its own anyway.
+    if params.extractor == "none" or n_items < 2_000 or multiprocessing.current_process().daemon:
+        return ahead(*args)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(ahead, *args).result()
 
 
 def _embed_key(ctx, inputs) -> str:

@@ -147,6 +147,13 @@ def embed_texts_ahead(dataset: Dataset, model: str, device: str, cache_dir: Path
     return int(items.has_text.sum() + users.has_text.sum())
 
 
+def embed_snapshot_texts_ahead(snapshot: str, model: str, device: str, cache_dir: str) -> int:
+    """:func:`embed_texts_ahead` on a gated snapshot folder (picklable arguments, for a child process)."""
+    from quality.gate import load_snapshot
+
+    return embed_texts_ahead(load_snapshot(snapshot), model, device, Path(cache_dir))
+
+
 def embed_graph_nodes(dataset: Dataset, export_path: Path, mentions_path: Path | None, model: str,
                       device: str, path: Path, cache_dir: Path) -> None:
     """Embed every node's text in the export's vocabulary order; write one ``.npz``."""
