@@ -116,12 +116,24 @@ def test_device_auto_and_cuda_request():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_training_with_mixed_precision_matches_cpu_ranking(toy):
+def test_cuda_training_with_mixed_precision_gives_the_cpu_known_answers(toy):
+    # The same known answers as on CPU (see the first test: the cold item is left out of the
+    # argmax because for a B user a new B item is as plausible as the withheld one). CUDA draws
+    # its negatives from another random stream and runs in bfloat16, so the scores are not the
+    # CPU's bit for bit; the answers must be.
     m = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"device": "cuda"}))
+    assert m.history.epochs_run > 0
     users = np.arange(2 * toy.n_per)
     s = m.scorer().score(users)
+    assert np.isfinite(s).all()
     s[toy.seen()[users].toarray() > 0] = -np.inf
+    s[:, toy.cold_item] = -np.inf
     assert (s.argmax(1) == toy.withheld).all()
+    cold_user = m.scorer().score(np.array([toy.cold_user]))[0]
+    assert (toy.item_comm[np.argsort(-cold_user)[:toy.n_per]] == 0).mean() >= 5 / 6
+    cold_item = m.scorer().score(users, np.array([toy.cold_item]))[:, 0]
+    b_users = toy.user_comm[users] == 1
+    assert cold_item[b_users].min() > cold_item[~b_users].max()
 
 
 class TestKGRecScorer(ScorerContract):
