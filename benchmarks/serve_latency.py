@@ -111,9 +111,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(out: Path, graph: str, port: int) -> subprocess.Popen:
+def start_server(out: Path, graph: str, port: int, text_parallel: int | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "flows.cli", "serve", "--out", str(out), "--port", str(port),
            "--graph", graph, "--check-interval", "5"]
+    if text_parallel:
+        cmd += ["--text-parallel", str(text_parallel)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import httpx
@@ -262,6 +264,8 @@ def main() -> None:
                     help="requests/s offered in the open-loop lookup phase (above 300, so that the "
                          "achieved rate, counted up to the last answer, can clear the target)")
     ap.add_argument("--text-concurrency", type=int, default=4)
+    ap.add_argument("--text-parallel", type=int, default=None,
+                    help="kgrec serve --text-parallel (default: the server's, one pass per usable core)")
     ap.add_argument("--explained-k", type=int, default=20, help="list length of the explained-list phase")
     ap.add_argument("--out", type=Path, default=None,
                     help="measure an existing output root instead (skips the import and refresh)")
@@ -295,7 +299,7 @@ def main() -> None:
     pairs = list(pairs)
     rng = random.Random(7)
     port = free_port()
-    proc = start_server(out, uri, port)
+    proc = start_server(out, uri, port, args.text_parallel)
     neo4j_pid = None
     if uri.startswith("bolt") and os.environ.get("KGREC_NEO4J_HOME"):
         try:

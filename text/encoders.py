@@ -359,40 +359,92 @@ def _last_hidden(model: Any, with_token_types: bool) -> Any:
     return LastHidden().eval()
 
 
+def _last_hidden_masked(model: Any, with_token_types: bool) -> Any:
+    """:func:`_last_hidden` for padded batches: ``(input_ids, attention_mask[, token_type_ids])``."""
+    import torch
+
+    class LastHiddenMasked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            kw = {"token_type_ids": token_type_ids} if with_token_types else {}
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                              **kw).last_hidden_state
+
+    return LastHiddenMasked().eval()
+
+
 class QueryEncoder:
-    """One query at a time on the CPU, for request paths (the API's text cold start).
+    """Queries one by one from many threads on the CPU, for request paths (the API's text cold start).
 
     Gives the vector :meth:`TextEncoder.encode_queries` gives for ``[text]`` (same cleaning, same
-    tokenisation, same pooling and normalisation), but runs the transformer as a traced and
-    frozen TorchScript graph: no Python between the layers (about a third of an eager forward
-    pass of a short query on one thread), and the GIL is released for the whole pass, so
-    ``parallel`` requests in threads of one process use that many cores.
+    tokenisation, same pooling and normalisation; equal to about 1e-7), but runs the transformer
+    outside eager PyTorch, with the GIL released for the whole pass, so ``parallel`` passes in
+    threads of one process use that many cores. Backends, in the order ``"auto"`` tries them:
 
-    Tracing records one execution. It is only used where that execution is the only one that
-    can happen: a batch of one unpadded query (attention mask all ones, which transformers turns
-    into "no mask" while tracing). The traced graph is checked against the eager model on two
-    query lengths when it is built; any other model layout, a CUDA encoder or a failed check
-    uses the eager :meth:`TextEncoder.encode_queries`, one query at a time.
+    * ``onnxruntime``: the transformer exported to ONNX in memory when the encoder is built
+      (about 1 s), run by ONNX Runtime on one thread per pass, any batch size and length.
+    * ``torchscript``: traced and frozen TorchScript graphs. Tracing records one execution, so
+      there are two: one for a single unpadded query (attention mask all ones, which
+      transformers turns into "no mask" while tracing) and one for padded batches with a mask.
+    * otherwise (another model layout, a CUDA encoder, both failing) the eager
+      :meth:`TextEncoder.encode_queries`, one query at a time.
+
+    Each backend is checked against the eager model on single queries of two lengths and on
+    padded and unpadded batches when it is built; one that differs by more than
+    :attr:`TOLERANCE` is not used. On one core of the development machine a short query costs
+    about 8 ms through ONNX Runtime, 13 ms through TorchScript and 19 ms eager.
+
+    Queries that arrive while every pass is busy wait in a first-come queue, and the next free
+    pass takes up to ``max_batch`` of them at once: for short inputs the per-layer overhead, not
+    the arithmetic, dominates, so four queries in one pass cost about 23 ms instead of 4 × 8. A
+    query that finds a pass free goes alone: a lone request never waits for company. A batched
+    vector differs from a lone one by float noise (padding changes the shapes the kernels see).
 
     Args:
         encoder: a loaded :class:`TextEncoder` (its model is shared, not copied).
         parallel: forward passes allowed at once (one per core to use); more wait their turn.
         compiled: False keeps the eager path (for comparisons).
+        max_batch: most queries one pass takes from the waiting ones (1: no batching).
+        backend: ``"auto"``, ``"onnxruntime"`` or ``"torchscript"``; when the chosen one cannot be
+            built or fails its check, queries take the eager path.
     """
 
-    #: Largest difference from the eager model accepted when the traced graph is checked.
+    #: Largest difference from the eager model accepted when a backend is checked.
     TOLERANCE = 1e-4
 
-    def __init__(self, encoder: TextEncoder, parallel: int = 1, compiled: bool = True) -> None:
+    #: Backends in the order ``"auto"`` tries them.
+    BACKENDS = ("onnxruntime", "torchscript")
+
+    def __init__(self, encoder: TextEncoder, parallel: int = 1, compiled: bool = True,
+                 max_batch: int = 8, backend: str = "auto") -> None:
         import threading
 
         self.encoder = encoder
         self.parallel = max(1, int(parallel))
-        self._slots = threading.BoundedSemaphore(self.parallel)
+        self.max_batch = max(1, int(max_batch))
         self._prep_lock = threading.Lock()   # fast tokenizers must not be shared between threads
         self._eager_lock = threading.Lock()
+        if backend != "auto" and backend not in self.BACKENDS:
+            raise ValueError(f"backend must be 'auto' or one of {self.BACKENDS}, got {backend!r}")
         self._traced: Any = None
-        self.compiled = bool(compiled) and self._build()
+        self._traced_batch: Any = None
+        self._onnx: Any = None
+        #: What runs the transformer: "onnxruntime", "torchscript" or "eager".
+        self.backend = "eager"
+        # queries waiting for a pass: [cleaned text, vector or None]; guarded by _queue
+        self._queue = threading.Condition()
+        self._waiting: list[list] = []
+        self._busy = 0
+        self.batches = 0          # passes over more than one query (for tests and benchmarks)
+        self.compiled = False
+        if compiled and self._layout() is not None:
+            for name in (self.BACKENDS if backend == "auto" else (backend,)):
+                if (self._build_onnx() if name == "onnxruntime" else self._build()):
+                    self.compiled, self.backend = True, name
+                    break
 
     def _layout(self) -> Any:
         """The sentence-transformers pipeline when its first module is a plain text transformer."""
@@ -411,10 +463,73 @@ class QueryEncoder:
             return None
         return st
 
-    def _features(self, text: str) -> dict:
+    def _features(self, text: str | list[str]) -> dict:
         st = self.encoder._st
         with self._prep_lock:
-            return st.preprocess([text], prompt=st.prompts.get("query") or None, task="query")
+            return st.preprocess([text] if isinstance(text, str) else text,
+                                 prompt=st.prompts.get("query") or None, task="query")
+
+    def _build_onnx(self) -> bool:
+        """Exports the transformer to ONNX in memory and opens it in ONNX Runtime (one thread per
+        pass, graph optimisations on); False, with a warning, when either package is missing, the
+        export fails or the session's vectors differ from the eager model's."""
+        import io
+        import logging
+
+        import torch
+
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return False
+        try:
+            st = self.encoder._st
+            sample = self._features(list(self._BATCH_CHECKS[0]))
+            names = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in sample else [])
+            buf = io.BytesIO()
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's notes on traced shape tests
+                torch.onnx.export(_last_hidden_masked(st[0].auto_model.eval(), "token_type_ids" in names),
+                                  tuple(sample[n] for n in names), buf, input_names=names,
+                                  output_names=["last_hidden_state"],
+                                  dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+                                  opset_version=17, dynamo=False)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1   # one core per pass; `parallel` passes run at once
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3
+            self._onnx = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+            self._onnx_inputs = names
+            checks = [("a short query to trace the encoder with",), *self._BATCH_CHECKS,
+                      ("a much longer query, with punctuation, numbers like 1999 and several clauses, "
+                       "that tokenises to many more word pieces than the one the graph was exported with",)]
+            for texts in checks:
+                got = self._run_onnx(list(texts))
+                want = np.stack([self._eager(t) for t in texts])
+                diff = float(np.abs(got - want).max())
+                if not diff <= self.TOLERANCE:
+                    raise EncoderError(f"ONNX Runtime encoder differs from the eager model by {diff:.2e}")
+        except Exception as e:  # noqa: BLE001 - any failure falls back to TorchScript or eager
+            logging.getLogger(__name__).warning("query encoder does not use ONNX Runtime (%s: %s)",
+                                                type(e).__name__, e)
+            self._onnx = None
+            return False
+        return True
+
+    def _run_onnx(self, cleaned: list[str]) -> np.ndarray:
+        """``[len(cleaned), dim]`` through the ONNX Runtime session (padded when more than one)."""
+        import torch
+
+        st = self.encoder._st
+        features = self._features(cleaned)
+        hidden = self._onnx.run(None, {n: features[n].numpy() for n in self._onnx_inputs})[0]
+        with torch.inference_mode():
+            features["token_embeddings"] = torch.from_numpy(hidden)
+            for module in list(st)[1:]:
+                features = module(features)
+            v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
+        return v.float().numpy()
 
     def _build(self) -> bool:
         import logging
@@ -447,7 +562,59 @@ class QueryEncoder:
             log.warning("query encoder stays eager (%s: %s)", type(e).__name__, e)
             self._traced = None
             return False
+        if self.max_batch > 1:
+            self._build_batch(types)
         return True
+
+    #: Batches the padded graph is checked on when it is built: padded, unpadded, mixed lengths.
+    _BATCH_CHECKS = (
+        ("a short query", "a much longer query to trace the encoder with, and padding for the first"),
+        ("jazz", "opera", "techno"),
+        ("war film", "a cosy mystery set in a small english village with a clever cat", "x",
+         "documentary about music 1999"),
+    )
+
+    def _build_batch(self, types: bool) -> None:
+        """The padded-batch graph; when it cannot be built or checked, batches are not formed."""
+        import logging
+
+        import torch
+
+        try:
+            model = self.encoder._st[0].auto_model.eval()
+            sample = self._features(list(self._BATCH_CHECKS[0]))
+            inputs = (sample["input_ids"], sample["attention_mask"]) + \
+                ((sample["token_type_ids"],) if types else ())
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(_last_hidden_masked(model, types), inputs, strict=False,
+                                         check_trace=False)
+                traced = torch.jit.freeze(traced.eval())
+            self._traced_batch = traced
+            for texts in self._BATCH_CHECKS:
+                got = self._compiled_batch(list(texts))
+                want = np.stack([self._eager(t) for t in texts])
+                diff = float(np.abs(got - want).max())
+                if not diff <= self.TOLERANCE:
+                    raise EncoderError(f"traced batch encoder differs from the eager model by {diff:.2e}")
+        except Exception as e:  # noqa: BLE001 - queries then go one at a time
+            logging.getLogger(__name__).warning("query encoder does not batch (%s: %s)", type(e).__name__, e)
+            self._traced_batch = None
+
+    def _compiled_batch(self, cleaned: list[str]) -> np.ndarray:
+        """``[len(cleaned), dim]`` through the padded-batch graph."""
+        import torch
+
+        st = self.encoder._st
+        features = self._features(cleaned)
+        args = (features["input_ids"], features["attention_mask"]) + \
+            ((features["token_type_ids"],) if "token_type_ids" in features else ())
+        with torch.inference_mode():
+            features["token_embeddings"] = self._traced_batch(*args)
+            for module in list(st)[1:]:
+                features = module(features)
+            v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
+        return v.float().numpy()
 
     def _compiled(self, cleaned: str) -> np.ndarray:
         import torch
@@ -459,7 +626,7 @@ class QueryEncoder:
             return self._eager(cleaned)  # not the one execution the trace recorded
         args = (features["input_ids"], features["token_type_ids"]) if "token_type_ids" in features \
             else (features["input_ids"],)
-        with self._slots, torch.inference_mode():
+        with torch.inference_mode():
             features["token_embeddings"] = self._traced(*args)
             for module in list(st)[1:]:
                 features = module(features)
@@ -467,12 +634,57 @@ class QueryEncoder:
         return v[0].float().numpy()
 
     def _eager(self, cleaned: str) -> np.ndarray:
-        with self._eager_lock, self._slots:
+        with self._eager_lock:
             return self.encoder._embed([cleaned], "query")[0]
+
+    def _pass(self, cleaned: list[str]) -> list[np.ndarray]:
+        """One forward pass over ``cleaned`` (one of the ``parallel`` passes allowed at once)."""
+        if not self.compiled:
+            return [self._eager(t) for t in cleaned]
+        if self._onnx is not None:
+            v = self._run_onnx(cleaned)
+            return [v[i] for i in range(len(cleaned))]
+        if len(cleaned) == 1 or self._traced_batch is None:
+            return [self._compiled(t) for t in cleaned]
+        v = self._compiled_batch(cleaned)
+        return [v[i] for i in range(len(cleaned))]
+
+    def _encode_queued(self, cleaned: str) -> np.ndarray:
+        """Waits its turn in a first-come queue. A caller that finds a pass free takes the first
+        ``max_batch`` waiting queries (usually its own among them) through one pass and hands
+        each its vector; it then keeps going until its own query is answered."""
+        mine = [cleaned, None, None]                     # text, vector, error
+        with self._queue:
+            self._waiting.append(mine)
+        while True:
+            with self._queue:
+                while mine[1] is None and mine[2] is None and \
+                        not (self._busy < self.parallel and self._waiting):
+                    self._queue.wait()
+                if mine[1] is not None or mine[2] is not None:
+                    break
+                batch = self._waiting[:self.max_batch]
+                del self._waiting[:self.max_batch]
+                self._busy += 1
+            try:
+                vectors = self._pass([q[0] for q in batch])
+                for q, v in zip(batch, vectors):
+                    q[1] = v
+                if len(batch) > 1:
+                    self.batches += 1
+            except BaseException as e:  # every caller in the batch gets the error, none hangs
+                for q in batch:
+                    q[2] = e
+            finally:
+                with self._queue:
+                    self._busy -= 1
+                    self._queue.notify_all()
+        if mine[2] is not None:
+            raise mine[2]
+        return mine[1]
 
     def encode(self, text: str) -> tuple[np.ndarray, bool]:
         """``(vector, has_text)`` for one query; ``has_text`` is False when nothing was left after
         clean-up (the vector is then the empty string's, as in :class:`EmbeddingTable`)."""
         cleaned = clean_texts(["query"], [text], self.encoder.config.max_chars)[0]
-        v = self._compiled(cleaned) if self.compiled else self._eager(cleaned)
-        return np.asarray(v, dtype=np.float32), cleaned != ""
+        return np.asarray(self._encode_queued(cleaned), dtype=np.float32), cleaned != ""

@@ -135,15 +135,17 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def query_encoder(minilm_session):
+@pytest.fixture(scope="module", params=["onnxruntime", "torchscript"])
+def query_encoder(minilm_session, request):
     from text.encoders import QueryEncoder
 
-    return QueryEncoder(minilm_session, parallel=2)
+    return QueryEncoder(minilm_session, parallel=2, backend=request.param)
 
 
-def test_query_encoder_gives_the_vectors_of_encode_queries(minilm, query_encoder):
-    assert query_encoder.compiled  # the traced graph passed its own check against the eager model
+def test_query_encoder_gives_the_vectors_of_encode_queries(minilm, query_encoder, request):
+    # the backend asked for was built and passed its own check against the eager model
+    assert query_encoder.compiled
+    assert query_encoder.backend == request.node.callspec.params["query_encoder"]
     for text in QUERIES:
         vector, has_text = query_encoder.encode(text)
         want = minilm.encode_queries([text])
@@ -166,18 +168,49 @@ def test_query_encoder_threads_get_their_own_answers(query_encoder):
     from concurrent.futures import ThreadPoolExecutor
 
     texts = [f"{q} {n}" for n, q in enumerate(["war film", "cosy mystery", "jazz documentary"] * 8)]
+    texts += ["", "   ", " ".join(["a very long query that the tokenizer truncates"] * 40)]
     alone = [query_encoder.encode(t)[0] for t in texts]
-    with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(lambda t: query_encoder.encode(t)[0], texts))
-    for a, b in zip(alone, together):
-        np.testing.assert_array_equal(a, b)
+    batches = query_encoder.batches
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: query_encoder.encode(t)[0], texts * 3))
+    # more threads than passes: waiting queries were encoded together, in padded batches
+    assert query_encoder.batches > batches
+    for a, b in zip(alone * 3, together):
+        # a padded batch changes the shapes the kernels see, so float noise, nothing more
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_query_encoder_batches_hand_every_caller_the_error(minilm_session, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from text.encoders import QueryEncoder
+
+    q = QueryEncoder(minilm_session, parallel=1, max_batch=4)
+    assert q.backend == "onnxruntime"    # the default: onnxruntime is a dependency of kgrec
+    calls = []
+    real = q._pass
+
+    def failing(texts):                  # a pass that fails once, after the first has run
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise RuntimeError("pass failed")
+        return real(texts)
+
+    monkeypatch.setattr(q, "_pass", failing)
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(q.encode, f"query {n}") for n in range(6)]
+        outcomes = [f.exception(timeout=60) for f in futures]
+    failed = [e for e in outcomes if e is not None]
+    assert failed and all(isinstance(e, RuntimeError) for e in failed)
+    assert len(failed) == calls[1]       # exactly the callers of the failed pass, none hung
+    assert q._busy == 0 and not q._waiting
 
 
 def test_query_encoder_without_sentence_transformers_stays_eager_and_equal(plain_session, minilm):
     from text.encoders import QueryEncoder
 
     q = QueryEncoder(plain_session)
-    assert not q.compiled
+    assert not q.compiled and q.backend == "eager"
     vector, has_text = q.encode("noise cancelling headphones")
     assert has_text
     np.testing.assert_allclose(vector, minilm.encode_queries(["noise cancelling headphones"]).vectors[0],
