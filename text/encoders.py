@@ -501,9 +501,9 @@ class QueryEncoder:
             options.log_severity_level = 3
             self._onnx = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
             self._onnx_inputs = names
-            checks = [("a short query to trace the encoder with",), *self._BATCH_CHECKS,
-                      ("a much longer query, with punctuation, numbers like 1999 and several clauses, "
-                       "that tokenises to many more word pieces than the one the graph was exported with",)]
+            long = ("a much longer query, with punctuation, numbers like 1999 and several clauses, "
+                    "that tokenises to many more word pieces than the one the graph was exported with")
+            checks = [("a short query to trace the encoder with",), *self._BATCH_CHECKS, (long,)]
             for texts in checks:
                 got = self._run_onnx(list(texts))
                 want = np.stack([self._eager(t) for t in texts])
@@ -672,7 +672,7 @@ class QueryEncoder:
                     q[1] = v
                 if len(batch) > 1:
                     self.batches += 1
-            except BaseException as e:  # every caller in the batch gets the error, none hangs
+            except BaseException as e:  # noqa: BLE001 - every caller in the batch gets it, none hangs
                 for q in batch:
                     q[2] = e
             finally:
