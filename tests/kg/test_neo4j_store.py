@@ -312,3 +312,101 @@ def test_the_server_killed_mid_write_then_restarted_converges(neo4j_server, tmp_
             assert sorted(zip(got.src, got.dst, got.ts)) == sorted(zip(want.src, want.dst, want.ts))
     finally:
         server.stop()
+
+
+class _Proxy:
+    """A TCP relay on loopback in front of the real server, to cut the network under a store:
+    ``cut()`` closes every relayed connection and refuses new ones, ``restore()`` accepts again."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target = target_port
+        self.port = _closed_port()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        import threading
+
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept(); close alone does not
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_explanation_reads_retry_a_dropped_connection_then_name_the_uri(neo4j_store, neo4j_server):
+    # The API's explanation read runs outside a managed transaction (one exchange fewer), so
+    # kgrec retries it itself: a connection cut under it is retried until the network is back,
+    # and a network that stays down ends, after the bounded retry time, in an error naming it.
+    from urllib.parse import urlsplit
+
+    from kg.explain import KIND_ORDER
+
+    build_graph(neo4j_store, toy_dataset(), mentions=toy_mentions())
+    want = neo4j_store.path_groups_many("social", "ana", ["i4"], limit=4, kinds=KIND_ORDER)
+    assert any(want.values())
+    proxy = _Proxy(urlsplit(neo4j_server.uri).port)
+    uri = f"bolt://127.0.0.1:{proxy.port}"
+    store = Neo4jStore(neo4j_server.model_copy(update={"uri": uri}), max_retry_time_s=3.0)
+    try:
+        assert store.path_groups_many("social", "ana", ["i4"], limit=4, kinds=KIND_ORDER) == want
+        proxy.cut()
+        import threading
+
+        threading.Timer(0.6, proxy.restore).start()     # back while the read is retrying
+        t0 = time.monotonic()
+        assert store.path_groups_many("social", "ana", ["i4"], limit=4, kinds=KIND_ORDER) == want
+        assert time.monotonic() - t0 >= 0.5               # it did wait for the network
+        proxy.cut()                                       # and now for good
+        t0 = time.monotonic()
+        with pytest.raises(GraphStoreError) as info:
+            store.path_groups_many("social", "ana", ["i4"], limit=4, kinds=KIND_ORDER)
+        assert 2.5 <= time.monotonic() - t0 < 15
+        assert uri in str(info.value)
+        assert neo4j_server.password.get_secret_value() not in str(info.value)
+    finally:
+        store.close()
