@@ -11,6 +11,7 @@ Usage (from the repository root)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py                       # all four
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py --datasets movielens --no-ablations
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py --timing-only   # epoch ratios alone
     .venv/bin/python benchmarks/accuracy.py --device cuda --datasets movielens,lastfm
 
 Prepared inputs (graph export + embeddings) are cached under ``--work`` keyed by the dataset's
@@ -245,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared boxes)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only import/gate/extract/build/encode (fills the cache)")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only the side-by-side seconds per epoch of kgrec and PyG LightGCN")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from gnn.comparison import ABLATIONS, ComparisonConfig, compare_models
+    from gnn.comparison import ABLATIONS, ComparisonConfig, compare_models, epoch_timing
     from gnn.evaluation import SplitConfig
     from gnn.training import TrainConfig, resolve_device
 
@@ -287,6 +290,15 @@ def main(argv: list[str] | None = None) -> int:
                                ablations=() if args.no_ablations else
                                (tuple(a.strip() for a in args.ablations.split(",") if a.strip())
                                 if args.ablations else ABLATIONS))
+        if args.timing_only:
+            sbs = epoch_timing(data, features, cfg)
+            row = {"dataset": fmt, "kgrec s/epoch": round(sbs["kgrec_s_per_epoch"], 3),
+                   "LightGCN s/epoch": round(sbs["lightgcn_s_per_epoch"], 3),
+                   "ratio": round(sbs["ratio"], 2), "rounds": sbs["rounds"],
+                   "target <= 2x": "met" if sbs["ratio"] <= 2 else "MISSED"}
+            print(row, flush=True)
+            summary.append(row)
+            continue
         t1 = time.perf_counter()
         res = compare_models(data, features, cfg)
         run_s = time.perf_counter() - t1
@@ -308,9 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         report.append(text)
         summary.append(summary_row(fmt, table, res.timings))
         (args.out / "README.md").write_text("\n".join(report))
+    if summary and args.timing_only:
+        print("\n" + markdown_table(pd.DataFrame(summary)))
+        return status
     if summary:
-        import pandas as pd
-
         frame = pd.DataFrame(summary)
         n_105 = int((frame["all ratio"] >= 1.05).sum())
         text = ("## Targets across datasets\n\n" + markdown_table(frame) +

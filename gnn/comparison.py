@@ -369,6 +369,22 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
                             tuned, timings)
 
 
+def epoch_timing(data, features: NodeFeatures | None, config: ComparisonConfig | None = None) -> dict:
+    """The side-by-side epoch timing of :func:`compare_models` alone (no tuning, no evaluation):
+    the same split and training graph, ``config.timing_rounds`` alternating epochs of each."""
+    cfg = config or ComparisonConfig()
+    n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    inter = Interactions.from_hetero(data).dedupe()
+    split = split_interactions(inter, n_users, n_items, cfg.split)
+    links = None
+    if FOLLOWS in data.edge_types and data[FOLLOWS].edge_index.shape[1] > 0:
+        links = data[FOLLOWS].edge_index.cpu().numpy()
+        if cfg.people_share > 0:
+            links = split_links(links, cfg.people_share, cfg.split.seed)[0]
+    ctx = _Context(data, split, links, _node_pos(data, "item"), _node_pos(data, "user"))
+    return time_epochs(ctx, features, cfg, max(1, cfg.timing_rounds))
+
+
 def time_epochs(ctx: _Context, features: NodeFeatures | None, cfg: ComparisonConfig, rounds: int) -> dict:
     """Median seconds per epoch of PyG LightGCN and kgrec, alternating one epoch of each.
 

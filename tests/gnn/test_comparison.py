@@ -135,3 +135,15 @@ def test_the_evaluated_settings_map_onto_the_refit(result):
     kg = result.tuned["kgrec"]
     assert (s["epochs"], s["residual"], s["beta"], s["shift"]) == (kg["epochs"], kg["residual"], kg["beta"], kg["shift"])
     assert s["ease_lambda"] == result.tuned["ease"]["lambda"] and s["text_recent"] == result.tuned["text"]["recent"]
+
+
+def test_epoch_timing_alone_alternates_rounds_of_both_models():
+    from gnn.comparison import epoch_timing
+
+    data, features = planted_graph(n_users=60, n_items=80)
+    quick = TrainConfig(dim=16, epochs=6, batch_size=256, num_negatives=32, device="cpu")
+    t = epoch_timing(data, features, ComparisonConfig(kgrec=quick, lightgcn=quick.model_copy(update={"loss": "bpr"}),
+                                                     timing_rounds=2))
+    assert t["rounds"] == 2 and t["batch_size"] == 256
+    assert t["kgrec_s_per_epoch"] > 0 and t["lightgcn_s_per_epoch"] > 0
+    assert t["ratio"] == pytest.approx(t["kgrec_s_per_epoch"] / t["lightgcn_s_per_epoch"])
