@@ -434,7 +434,7 @@ class QueryEncoder:
         self._onnx: Any = None
         #: What runs the transformer: "onnxruntime", "torchscript" or "eager".
         self.backend = "eager"
-        # queries waiting for a pass: [cleaned text, vector or None]; guarded by _queue
+        # queries waiting for a pass, each [cleaned text, vector, error]; guarded by _queue
         self._queue = threading.Condition()
         self._waiting: list[list] = []
         self._busy = 0
