@@ -265,7 +265,7 @@ def main() -> None:
                          "achieved rate, counted up to the last answer, can clear the target)")
     ap.add_argument("--text-concurrency", type=int, default=4)
     ap.add_argument("--text-parallel", type=int, default=None,
-                    help="kgrec serve --text-parallel (default: the server's, one pass per usable core)")
+                    help="kgrec serve --text-parallel (default: the server's, half the usable cores)")
     ap.add_argument("--explained-k", type=int, default=20, help="list length of the explained-list phase")
     ap.add_argument("--out", type=Path, default=None,
                     help="measure an existing output root instead (skips the import and refresh)")

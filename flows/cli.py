@@ -278,8 +278,9 @@ def serve(
     check_interval: float = typer.Option(2.0, help="Seconds between checks for a new publication."),
     threads: int = typer.Option(1, help="torch threads per process: 1 keeps concurrent requests from competing."),
     text_parallel: Optional[int] = typer.Option(None, min=1, show_default=False,
-                                                help="Text queries encoded at once, one core each "
-                                                     "(default: the cores this process may use)."),
+                                                help="Text encoder passes run at once, one core each; "
+                                                     "waiting queries share a pass (default: half the "
+                                                     "cores this process may use)."),
 ) -> None:
     """Run the HTTP API over the latest publications (docs at /docs); new runs are picked up live."""
     import torch

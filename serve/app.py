@@ -42,9 +42,9 @@ IdParam = Annotated[str, PathParam(min_length=1, max_length=256)]
 class _Encoder:
     """The query text encoder, loaded once per process on first use.
 
-    A :class:`~text.encoders.QueryEncoder`: the same vector as ``encode_queries([text])``, from
-    a traced graph that releases the GIL, so ``parallel`` requests encode at once (one core each
-    with ``kgrec serve --threads 1``); more wait for a free slot.
+    A :class:`~text.encoders.QueryEncoder`: the same vector as ``encode_queries([text])`` (to
+    float noise), from ONNX Runtime or a traced graph that releases the GIL, so ``parallel``
+    passes run at once, one core each; queries that arrive while all are busy share the next.
     """
 
     def __init__(self, parallel: int = 1) -> None:
