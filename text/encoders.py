@@ -503,13 +503,8 @@ class QueryEncoder:
             self._onnx_inputs = names
             long = ("a much longer query, with punctuation, numbers like 1999 and several clauses, "
                     "that tokenises to many more word pieces than the one the graph was exported with")
-            checks = [("a short query to trace the encoder with",), *self._BATCH_CHECKS, (long,)]
-            for texts in checks:
-                got = self._run_onnx(list(texts))
-                want = np.stack([self._eager(t) for t in texts])
-                diff = float(np.abs(got - want).max())
-                if not diff <= self.TOLERANCE:
-                    raise EncoderError(f"ONNX Runtime encoder differs from the eager model by {diff:.2e}")
+            self._check(self._run_onnx, [("a short query to trace the encoder with",), *self._BATCH_CHECKS,
+                                         (long,)], "ONNX Runtime encoder")
         except Exception as e:  # noqa: BLE001 - any failure falls back to TorchScript or eager
             logging.getLogger(__name__).warning("query encoder does not use ONNX Runtime (%s: %s)",
                                                 type(e).__name__, e)
@@ -521,15 +516,30 @@ class QueryEncoder:
         """``[len(cleaned), dim]`` through the ONNX Runtime session (padded when more than one)."""
         import torch
 
-        st = self.encoder._st
         features = self._features(cleaned)
         hidden = self._onnx.run(None, {n: features[n].numpy() for n in self._onnx_inputs})[0]
         with torch.inference_mode():
-            features["token_embeddings"] = torch.from_numpy(hidden)
-            for module in list(st)[1:]:
-                features = module(features)
-            v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
+            return self._pooled(features, torch.from_numpy(hidden))
+
+    def _pooled(self, features: dict, hidden: Any) -> np.ndarray:
+        """``[n, dim]``: the pipeline's modules after the transformer (pooling, normalisation)
+        over its last hidden state, then L2 normalisation as in :meth:`TextEncoder._embed`."""
+        import torch
+
+        features["token_embeddings"] = hidden
+        for module in list(self.encoder._st)[1:]:
+            features = module(features)
+        v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
         return v.float().numpy()
+
+    def _check(self, run: Any, batches: Any, what: str) -> None:
+        """Raises :class:`EncoderError` when ``run(texts)`` differs from the eager model by more
+        than :attr:`TOLERANCE` on any of ``batches``."""
+        for texts in batches:
+            want = np.stack([self._eager(t) for t in texts])
+            diff = float(np.abs(run(list(texts)) - want).max())
+            if not diff <= self.TOLERANCE:
+                raise EncoderError(f"{what} differs from the eager model by {diff:.2e}")
 
     def _build(self) -> bool:
         import logging
@@ -552,12 +562,10 @@ class QueryEncoder:
                 traced = torch.jit.trace(_last_hidden(model, types), inputs, strict=False, check_trace=False)
                 traced = torch.jit.freeze(traced.eval())
             self._traced = traced
-            for text in ("a short query to trace the encoder with",
-                         "a much longer query, with punctuation, numbers like 1999 and several clauses, "
-                         "that tokenises to many more word pieces than the one the graph was traced on"):
-                diff = float(np.abs(self._compiled(text) - self._eager(text)).max())
-                if not diff <= self.TOLERANCE:
-                    raise EncoderError(f"traced encoder differs from the eager model by {diff:.2e}")
+            long = ("a much longer query, with punctuation, numbers like 1999 and several clauses, "
+                    "that tokenises to many more word pieces than the one the graph was traced on")
+            self._check(lambda texts: self._compiled(texts[0])[None],
+                        [("a short query to trace the encoder with",), (long,)], "traced encoder")
         except Exception as e:  # noqa: BLE001 - any tracing failure keeps the eager path
             log.warning("query encoder stays eager (%s: %s)", type(e).__name__, e)
             self._traced = None
@@ -591,12 +599,7 @@ class QueryEncoder:
                                          check_trace=False)
                 traced = torch.jit.freeze(traced.eval())
             self._traced_batch = traced
-            for texts in self._BATCH_CHECKS:
-                got = self._compiled_batch(list(texts))
-                want = np.stack([self._eager(t) for t in texts])
-                diff = float(np.abs(got - want).max())
-                if not diff <= self.TOLERANCE:
-                    raise EncoderError(f"traced batch encoder differs from the eager model by {diff:.2e}")
+            self._check(self._compiled_batch, self._BATCH_CHECKS, "traced batch encoder")
         except Exception as e:  # noqa: BLE001 - queries then go one at a time
             logging.getLogger(__name__).warning("query encoder does not batch (%s: %s)", type(e).__name__, e)
             self._traced_batch = None
@@ -605,21 +608,15 @@ class QueryEncoder:
         """``[len(cleaned), dim]`` through the padded-batch graph."""
         import torch
 
-        st = self.encoder._st
         features = self._features(cleaned)
         args = (features["input_ids"], features["attention_mask"]) + \
             ((features["token_type_ids"],) if "token_type_ids" in features else ())
         with torch.inference_mode():
-            features["token_embeddings"] = self._traced_batch(*args)
-            for module in list(st)[1:]:
-                features = module(features)
-            v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
-        return v.float().numpy()
+            return self._pooled(features, self._traced_batch(*args))
 
     def _compiled(self, cleaned: str) -> np.ndarray:
         import torch
 
-        st = self.encoder._st
         features = self._features(cleaned)
         mask = features.get("attention_mask")
         if features["input_ids"].shape[0] != 1 or (mask is not None and not bool(mask.all())):
@@ -627,11 +624,7 @@ class QueryEncoder:
         args = (features["input_ids"], features["token_type_ids"]) if "token_type_ids" in features \
             else (features["input_ids"],)
         with torch.inference_mode():
-            features["token_embeddings"] = self._traced(*args)
-            for module in list(st)[1:]:
-                features = module(features)
-            v = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
-        return v[0].float().numpy()
+            return self._pooled(features, self._traced(*args))[0]
 
     def _eager(self, cleaned: str) -> np.ndarray:
         with self._eager_lock:
