@@ -199,13 +199,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     summary["evaluated_pairs"] = int(len(split.test))
     item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
 
-    links = test_links = None
-    if FOLLOWS in data.edge_types and data[FOLLOWS].edge_index.shape[1] > 0:
-        all_links = data[FOLLOWS].edge_index.cpu().numpy()
-        if cfg.people_share > 0:
-            links, test_links = split_links(all_links, cfg.people_share, cfg.split.seed)
-        else:
-            links = all_links
+    links, test_links = _follow_links(data, cfg)
     log.info("split: %s", summary)
     test_ctx = _Context(data, split, links, item_pos, user_pos)
     val_ctx = _Context(data, val, links, item_pos, user_pos)
@@ -369,6 +363,17 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
                             tuned, timings)
 
 
+def _follow_links(data, cfg: ComparisonConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(training links, held-out links)`` of the follow graph (None where there are none);
+    ``cfg.people_share`` of them are held out to evaluate people to follow."""
+    if FOLLOWS not in data.edge_types or data[FOLLOWS].edge_index.shape[1] == 0:
+        return None, None
+    links = data[FOLLOWS].edge_index.cpu().numpy()
+    if cfg.people_share > 0:
+        return split_links(links, cfg.people_share, cfg.split.seed)
+    return links, None
+
+
 def epoch_timing(data, features: NodeFeatures | None, config: ComparisonConfig | None = None) -> dict:
     """The side-by-side epoch timing of :func:`compare_models` alone (no tuning, no evaluation):
     the same split and training graph, ``config.timing_rounds`` alternating epochs of each."""
@@ -376,12 +381,7 @@ def epoch_timing(data, features: NodeFeatures | None, config: ComparisonConfig |
     n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     inter = Interactions.from_hetero(data).dedupe()
     split = split_interactions(inter, n_users, n_items, cfg.split)
-    links = None
-    if FOLLOWS in data.edge_types and data[FOLLOWS].edge_index.shape[1] > 0:
-        links = data[FOLLOWS].edge_index.cpu().numpy()
-        if cfg.people_share > 0:
-            links = split_links(links, cfg.people_share, cfg.split.seed)[0]
-    ctx = _Context(data, split, links, _node_pos(data, "item"), _node_pos(data, "user"))
+    ctx = _Context(data, split, _follow_links(data, cfg)[0], _node_pos(data, "item"), _node_pos(data, "user"))
     return time_epochs(ctx, features, cfg, max(1, cfg.timing_rounds))
 
 
