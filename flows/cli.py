@@ -281,6 +281,8 @@ def serve(
                                                 help="Text encoder passes run at once, one core each; "
                                                      "waiting queries share a pass (default: half the "
                                                      "cores this process may use)."),
+    explain_history: int = typer.Option(200, min=0, help="Explanations go through the items of the user's this many latest "
+                                        "interactions (0: the whole history; slower for heavy users)."),
 ) -> None:
     """Run the HTTP API over the latest publications (docs at /docs); new runs are picked up live."""
     import torch
@@ -293,6 +295,7 @@ def serve(
     torch.set_num_threads(threads)
     config = ServeConfig(out=out, graph=graph, api_key=SecretStr(api_key) if api_key else None,
                          cors_origins=tuple(cors_origin), check_interval_s=check_interval,
+                         explain_history=explain_history or None,
                          **({"text_parallel": text_parallel} if text_parallel else {}))
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
 

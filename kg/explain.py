@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,21 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_NAME_CHARS else text[: MAX_NAME_CHARS - 1] + "…"
 
 
+class NameCache(dict):
+    """Display names kept between explanation calls (``explain_many(names=...)``), by
+    ``(label, id)``.
+
+    Args:
+        item_titles: item id → title (or None), for a caller that already holds the titles of
+            the graph's items (the API's publication does): items found there cost no graph
+            read. Ids it does not know are read from the graph as usual.
+    """
+
+    def __init__(self, item_titles: Mapping[str, str | None] | None = None):
+        super().__init__()
+        self.item_titles = item_titles
+
+
 class _Names:
     """Display names of nodes (item titles, entity and category names, user ids)."""
 
@@ -74,6 +89,12 @@ class _Names:
 
     def load(self, label: Label, ids: set[str]) -> None:
         todo = sorted(i for i in ids if (label, i) not in self.cache)
+        titles = getattr(self.cache, "item_titles", None)
+        if todo and label is Label.ITEM and titles is not None:
+            known = [i for i in todo if i in titles]
+            for i in known:
+                self.cache[(label, i)] = _short(titles[i] or i)
+            todo = [i for i in todo if (label, i) not in self.cache]
         if not todo:
             return
         props = self.store.node_props(label, self.domain, todo)
@@ -151,12 +172,14 @@ def _friend(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     return out
 
 
-def _category(rows: list[tuple], user: str, item: str) -> list[_Draft]:
+def _category(rows: list[tuple], user: str, item: str, history: int | None = None) -> list[_Draft]:
     out = []
     # The example item of a category is the one the user liked most recently (ties: lowest id).
+    # With a history cap the count is among the recent items, and the sentence says so.
+    more = "you liked" if history is None else f"in your last {history} interactions"
     for _, cat, n, _ts, latest in sorted(rows, key=lambda r: path_group_key(PathKind.CATEGORY, r)):
         via = min(latest, key=id_order)
-        others = "" if n == 1 else f" (and {n - 1} more you liked)"
+        others = "" if n == 1 else f" (and {n - 1} more {more})"
         out.append(_Draft(
             PathKind.CATEGORY, (user, via, cat, item),
             (Label.USER, Label.ITEM, Label.CATEGORY, Label.ITEM), float(n),
@@ -196,17 +219,26 @@ def _finish(store: GraphStore, domain: str, drafts: dict[str, list[_Draft]],
     return {item: [d.finish(names) for d in paths] for item, paths in drafts.items()}
 
 
+def _draft(kind: PathKind, rows: list[tuple], user: str, item: str, history: int | None) -> list[_Draft]:
+    if kind is PathKind.CATEGORY:
+        return _category(rows, user, item, history)
+    return _RANKERS[kind](rows, user, item)
+
+
 def explain_paths(store: GraphStore, domain: str, user_id: str, item_id: str,
-                  kind: PathKind) -> list[ExplanationPath]:
-    """Every path of one kind from the user to the item, best first."""
+                  kind: PathKind, history: int | None = None) -> list[ExplanationPath]:
+    """Every path of one kind from the user to the item, best first (through the user's
+    ``history`` most recent interactions only, when given)."""
     kind = PathKind(kind)
-    rows = store.path_groups_many(domain, user_id, [item_id], limit=sys.maxsize, kinds=[kind])[kind]
-    drafts = _RANKERS[kind](_by_item(rows).get(item_id, []), user_id, item_id)
+    rows = store.path_groups_many(domain, user_id, [item_id], limit=sys.maxsize, kinds=[kind],
+                                  history=history)[kind]
+    drafts = _draft(kind, _by_item(rows).get(item_id, []), user_id, item_id, history)
     return _finish(store, domain, {item_id: drafts})[item_id]
 
 
 def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequence[str],
-                 k: int = 4, names: dict | None = None) -> dict[str, list[ExplanationPath]]:
+                 k: int = 4, names: dict | None = None,
+                 history: int | None = None) -> dict[str, list[ExplanationPath]]:
     """The best few paths from a user to each of several items, read together.
 
     Args:
@@ -218,6 +250,10 @@ def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequenc
         names: display names already read, kept between calls by a caller that explains the
             same graph again and again (the API keeps one per publication); names read by this
             call are added to it. Without it, every call reads the names it quotes.
+        history: when given, the paths through the user's own items use only their
+            ``history`` most recent interactions (:func:`kg.store.history_cut`). A heavy user's
+            explanation then costs about what a user with ``history`` items costs: the API
+            sets it (``ServeConfig.explain_history``). ``None``: the whole history.
 
     Returns:
         Item id → what :func:`explain` gives for that item (empty lists where the graph has no
@@ -228,12 +264,12 @@ def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequenc
     items = list(dict.fromkeys(item_ids))
     if not items:
         return {}
-    groups = store.path_groups_many(domain, user_id, items, limit=k, kinds=KIND_ORDER)
+    groups = store.path_groups_many(domain, user_id, items, limit=k, kinds=KIND_ORDER, history=history)
     ranked = {kind: _by_item(groups[kind]) for kind in KIND_ORDER}
     drafts: dict[str, list[_Draft]] = {}
     for item in items:
         # Only the best k of a kind can be kept, so the rest is never drafted.
-        per_kind = [_RANKERS[kind](ranked[kind].get(item, []), user_id, item)[:k] for kind in KIND_ORDER]
+        per_kind = [_draft(kind, ranked[kind].get(item, []), user_id, item, history)[:k] for kind in KIND_ORDER]
         out: list[_Draft] = []
         depth = 0
         while len(out) < k and any(depth < len(paths) for paths in per_kind):
@@ -244,7 +280,7 @@ def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequenc
 
 
 def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
-            k: int = 4) -> list[ExplanationPath]:
+            k: int = 4, history: int | None = None) -> list[ExplanationPath]:
     """The best few paths from a user to an item (empty when the graph has none).
 
     Args:
@@ -253,6 +289,7 @@ def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
         user_id: the user.
         item_id: the item (usually one recommended to the user).
         k: how many paths at most.
+        history: how many of the user's latest interactions the paths may go through (None: all).
 
     Returns:
         Up to ``k`` paths: the best of each kind first, in :data:`KIND_ORDER`, then the second
@@ -260,4 +297,4 @@ def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    return explain_many(store, domain, user_id, [item_id], k=k)[item_id]
+    return explain_many(store, domain, user_id, [item_id], k=k, history=history)[item_id]

@@ -200,8 +200,8 @@ def _run_many(tx: ManagedTransaction, queries: list[tuple[str, dict[str, Any]]])
 
 
 @functools.lru_cache(maxsize=64)
-def _path_groups_query(kinds: tuple[PathKind, ...]) -> Query:
-    return cypher.path_groups(kinds)
+def _path_groups_query(kinds: tuple[PathKind, ...], history: bool = False) -> Query:
+    return cypher.path_groups(kinds, history=history)
 
 
 class Neo4jStore:
@@ -555,20 +555,26 @@ class Neo4jStore:
                 for r in rows}
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
-        groups = self.path_groups_many(domain, user_id, item_ids, limit, kinds)
+                       kinds: Sequence[PathKind] = tuple(PathKind),
+                       history: int | None = None) -> dict[PathKind, pd.DataFrame]:
+        groups = self.path_groups_many(domain, user_id, item_ids, limit, kinds, history)
         return {k: path_group_frame(k, rows) for k, rows in groups.items()}
 
     def path_groups_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                         kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, list[tuple]]:
+                         kinds: Sequence[PathKind] = tuple(PathKind),
+                         history: int | None = None) -> dict[PathKind, list[tuple]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
+        if history is not None and history < 1:
+            raise ValueError(f"history must be >= 1 or None, got {history}")
         kinds = [PathKind(k) for k in kinds]
         params = dict(domain=domain, user_id=user_id, item_ids=list(dict.fromkeys(item_ids)),
                       limit=int(limit))
         if not params["item_ids"] or not kinds:
             return {k: cut_path_groups(k, [], limit) for k in kinds}
-        query = _path_groups_query(tuple(kinds))
+        if history is not None:
+            params["history"] = int(history)
+        query = _path_groups_query(tuple(kinds), history is not None)
         found = self._read_autocommit(query, params)[1]
         columns = found[0] if found else [[] for _ in kinds]
         return {k: cut_path_groups(k, [(item, *g) for item, groups in per_item for g in groups], limit)

@@ -55,6 +55,7 @@ from kg.store import (
     path_group_frame,
     finish_rel_rows,
     node_records,
+    history_cut,
     recommendation_frame,
     rel_frame,
     rel_records,
@@ -343,14 +344,18 @@ class NetworkXStore:
         return held
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
-        groups = self.path_groups_many(domain, user_id, item_ids, limit, kinds)
+                       kinds: Sequence[PathKind] = tuple(PathKind),
+                       history: int | None = None) -> dict[PathKind, pd.DataFrame]:
+        groups = self.path_groups_many(domain, user_id, item_ids, limit, kinds, history)
         return {k: path_group_frame(k, rows) for k, rows in groups.items()}
 
     def path_groups_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                         kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, list[tuple]]:
+                         kinds: Sequence[PathKind] = tuple(PathKind),
+                         history: int | None = None) -> dict[PathKind, list[tuple]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
+        if history is not None and history < 1:
+            raise ValueError(f"history must be >= 1 or None, got {history}")
         kinds = [PathKind(k) for k in kinds]
         rows: dict[PathKind, list[tuple]] = {k: [] for k in kinds}
         u = (str(Label.USER), domain, user_id)
@@ -359,7 +364,7 @@ class NetworkXStore:
         if u in self._graph._node and items:
             index = self._read_index(domain)
             for kind in kinds:
-                rows[kind] = index.groups(kind, u, items, limit)
+                rows[kind] = index.groups(kind, u, items, limit, history)
         return {k: cut_path_groups(k, rows[k], limit) for k in kinds}
 
 
@@ -381,7 +386,6 @@ class _PathIndex:
 
     Attributes:
         liked: user → {item: (number of interactions, latest ts)}.
-        liked_set: user → the items of ``liked``.
         fans: item → users who interacted with it.
         mentions: item → {entity: confidence}.
         categories: item → its categories.
@@ -395,6 +399,7 @@ class _PathIndex:
         inter, mentions, in_cat, follows = (str(RelType.INTERACTED), str(RelType.MENTIONS),
                                             str(RelType.IN_CATEGORY), str(RelType.FOLLOWS))
         co = str(RelType.CO_INTERACTED)
+        self._graph = graph     # a history cap reads a user's interaction times from it
         self.liked: dict[tuple, dict[tuple, tuple[int, Any]]] = {}
         self.fans: dict[tuple, set[tuple]] = defaultdict(set)
         self.mentions: dict[tuple, dict[tuple, Any]] = {}
@@ -422,16 +427,23 @@ class _PathIndex:
                 self.categories[node] = [c for c, keyed in nbrs.items() if in_cat in keyed]
                 self.co[node] = {x: (d.get(USERS), d.get(FIRST_USER), d.get(SECOND_USER))
                                  for x, keyed in nbrs.items() if (d := keyed.get(co)) is not None}
-        self.liked_set = {u: set(v) for u, v in self.liked.items()}
 
-    def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int) -> list[tuple]:
-        """Rows of :data:`kg.store.PATH_GROUP_COLUMNS` for ``kind``, already cut per item."""
+    def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int,
+               history: int | None = None) -> list[tuple]:
+        """Rows of :data:`kg.store.PATH_GROUP_COLUMNS` for ``kind``, already cut per item; with
+        ``history``, through the items of the user's ``history`` latest interactions only."""
         liked = self.liked.get(u, {})
+        if history is not None and sum(n for n, _ in liked.values()) > history:
+            inter = str(RelType.INTERACTED)
+            cut = history_cut((d.get(TS) for x in liked for k, d in self._graph._succ[u][x].items()
+                               if k.__class__ is not str and k[0] == inter), history)
+            if cut is not None:
+                liked = {x: v for x, v in liked.items() if v[1] is not None and v[1] >= cut}
         out: list[tuple] = []
         if kind is PathKind.CO_INTERACTION:
             # Mirrors the co-interaction body of cypher.path_groups: the item's CO_INTERACTED partners that the
             # user liked, counted without the user, named by the smallest other user stored.
-            mine = self.liked_set.get(u, set())
+            mine = liked    # (kept) items the user interacted with, tested by membership
             for i in items:
                 own = 1 if u in self.fans.get(i, ()) else 0
                 pairs = []

@@ -10,8 +10,9 @@ reads back as equal frames from either store.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
@@ -167,7 +168,8 @@ class GraphStore(Protocol):
         """Properties of the given nodes by id (unknown ids are left out)."""
 
     def path_groups_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, list[tuple]]:
+                         kinds: Sequence[PathKind] = tuple(PathKind),
+                         history: int | None = None) -> dict[PathKind, list[tuple]]:
         """Path groups from a user to each of several items, per kind, as tuples in
         :data:`PATH_GROUP_COLUMNS` order,
         read in one go (one query per kind, in one transaction where the backend has them).
@@ -176,10 +178,15 @@ class GraphStore(Protocol):
         :func:`path_group_key` order (ties broken on ids there, so no more than ``limit``):
         exactly the groups the best ``limit`` paths of each kind come from
         (:func:`cut_path_groups` applies the cut).
+        With ``history``, the paths that pass through the user's own items (co-interaction,
+        entity, category) use only the items of their ``history`` most recent interactions
+        (:func:`history_cut`); counts such as a category's ``n_items`` are then counts among
+        those.
         Unknown users or items give no rows."""
 
     def path_rows_many(self, domain: str, user_id: str, item_ids: Sequence[str], limit: int,
-                       kinds: Sequence[PathKind] = tuple(PathKind)) -> dict[PathKind, pd.DataFrame]:
+                       kinds: Sequence[PathKind] = tuple(PathKind),
+                       history: int | None = None) -> dict[PathKind, pd.DataFrame]:
         """:meth:`path_groups_many` as one frame per kind (:func:`path_group_frame`)."""
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
@@ -317,6 +324,26 @@ def id_order(id_: str) -> bytes:
     code-point order only between characters above U+FFFF and those from U+E000 to U+FFFF.
     Path groups break ties in this order, so Cypher can cut them with ``ORDER BY``."""
     return id_.encode("utf-16-be", "surrogatepass")
+
+
+def history_cut(times: Iterable[Any], history: int | None) -> Any:
+    """The time from which a user's interactions count when explanations look at their
+    ``history`` most recent ones: the ``history``-th latest of ``times`` (one per interaction,
+    None for a missing time, which counts as the oldest). ``None`` keeps every interaction: when
+    there are no more than ``history``, when ``history`` is None, or when that interaction has
+    no time. An item is kept when some interaction with it is at or after the cut, so ties at
+    the cut are all kept. The Cypher of :func:`kg.cypher.path_groups` computes the same cut."""
+    if history is None:
+        return None
+    if history < 1:
+        raise ValueError(f"history must be >= 1 or None, got {history}")
+    times = list(times)
+    if len(times) <= history:
+        return None
+    known = [t for t in times if t is not None]
+    if len(known) < history:
+        return None
+    return heapq.nlargest(history, known)[-1]
 
 
 def path_group_key(kind: PathKind, row: Sequence[Any]) -> tuple:

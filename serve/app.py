@@ -101,16 +101,17 @@ def _store_opener(config: ServeConfig):
     return open_bolt
 
 
-def _explain_many(pub: LoadedPublication, user_id: str, item_ids: list[str], k: int) -> dict[str, list[dict]] | None:
-    """Explanations of several items for one user, one graph read per path kind for them all
-    (None when no graph store is open)."""
+def _explain_many(pub: LoadedPublication, user_id: str, item_ids: list[str], k: int,
+                  history: int | None = None) -> dict[str, list[dict]] | None:
+    """Explanations of several items for one user, one graph read for them all, through the
+    items of the user's ``history`` latest interactions (None when no graph store is open)."""
     from kg.errors import GraphStoreError
     from kg.explain import explain_many
 
     if pub.store is None:
         return None
     try:
-        found = explain_many(pub.store, pub.domain, user_id, item_ids, k=k, names=pub.names)
+        found = explain_many(pub.store, pub.domain, user_id, item_ids, k=k, names=pub.names, history=history)
     except GraphStoreError as e:
         raise UnavailableError(f"the graph store cannot explain right now: {e}") from e
     return {item: [{"kind": str(p.kind), "sentence": p.sentence, "node_ids": list(p.node_ids),
@@ -239,7 +240,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         paths = None
         if explain and len(r):
             paths = await run_in_threadpool(_explain_many, pub, user_id,
-                                            [str(i) for i in pub.item_ids[r.items]], config.explain_paths)
+                                            [str(i) for i in pub.item_ids[r.items]], config.explain_paths,
+                                            config.explain_history)
         return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id,
                       "items": _items(pub, r, paths)})
 
@@ -277,7 +279,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         pub.item(item_id)
         if pub.store is None:
             raise UnavailableError(f"no graph store is open for domain {domain!r}")
-        paths = _explain_many(pub, user_id, [item_id], k) or {}
+        paths = _explain_many(pub, user_id, [item_id], k, config.explain_history) or {}
         return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id, "item_id": item_id,
                       "explanations": paths.get(item_id, [])})
 

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,23 @@ class UserList:
     reasons: np.ndarray
 
 
+class _Titles(Mapping):
+    """Item id → title (or None), a view over the publication's arrays."""
+
+    def __init__(self, index: dict[str, int], titles: np.ndarray):
+        self.index, self.titles = index, titles
+
+    def __getitem__(self, item_id: str) -> str | None:
+        t = self.titles[self.index[item_id]]
+        return None if t is None else str(t)
+
+    def __iter__(self):
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
 @dataclass(eq=False)
 class LoadedPublication:
     """Everything one published run needs to answer requests, aligned with the item vocabulary.
@@ -56,8 +74,9 @@ class LoadedPublication:
         also_buy: complements per item index, where the data has ``also_buy``.
         model: the trained network (places new users from text and friends).
         store: the graph store explanations read (None when the graph is unavailable).
-        names: display names of graph nodes read so far for explanations (kept with the
-            publication, so a request reads only names no earlier request quoted).
+        names: display names for explanations (a :class:`kg.explain.NameCache`): item titles
+            come from ``titles``; entity and category names read from the graph are kept with
+            the publication, so a request reads only names no earlier request quoted.
     """
 
     domain: str
@@ -83,7 +102,7 @@ class LoadedPublication:
     also_buy: dict[int, np.ndarray]
     model: Any
     store: Any = None
-    names: dict = field(default_factory=dict)
+    names: dict = field(init=False, repr=False)
     loaded_at: float = field(default_factory=time.time)
     #: ``x_item`` transposed (``[dim, n_items]``, contiguous): one query against every item is
     #: a row-vector product that streams it about twice as fast as ``x_item @ q``.
@@ -93,6 +112,11 @@ class LoadedPublication:
     popular_order: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from kg.explain import NameCache
+
+        # The publication holds every item's title: explanations read only entity and category
+        # names from the graph (an extra round trip per request while the cache was cold).
+        self.names = NameCache(_Titles(self.item_index, self.titles))
         self.x_item_t = np.ascontiguousarray(self.x_item.T)
         s = np.log1p(np.asarray(self.popularity, dtype=np.float64))
         finite = np.flatnonzero(np.isfinite(s))

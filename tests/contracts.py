@@ -130,6 +130,35 @@ def toy_mentions_v2() -> pd.DataFrame:
     return m[m["entity_id"] != "e:lem"].reset_index(drop=True)
 
 
+_HISTORY_INTERACTIONS = [
+    # hal: seven interactions with five items; two share the 3rd latest time (h2, h3), h1 twice
+    ("hal", "h1", 10), ("hal", "h2", 50), ("hal", "h3", 50), ("hal", "h4", 60), ("hal", "h1", 70),
+    ("hal", "h5", 5), ("hal", "h6", 80),
+    ("ivy", "h1", 1), ("ivy", "h2", 2), ("ivy", "h4", 3), ("ivy", "h5", 4), ("ivy", "h6", 5),
+    ("jo", "h2", 6), ("jo", "h3", 7), ("jo", "h5", 8), ("jo", "h6", 9),
+]
+
+
+@functools.cache
+def history_dataset() -> Dataset:
+    """A content domain for explanation history caps: hal's latest interactions are h6 (80),
+    h1 (70, read twice), h4 (60), then h2 and h3 tied (50), then h1 again (10) and h5 (5); every
+    item shares a category and an entity with the others, and ivy and jo link them."""
+    items = {"item_id": [f"h{n}" for n in range(1, 7)],
+             "title": ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta"],
+             "category": ["drama|noir", "drama", "drama|noir", "noir", "drama", "drama|noir"]}
+    users = {"user_id": ["hal", "ivy", "jo"]}
+    return _dataset("history", "content", users, items, _inter(_HISTORY_INTERACTIONS))
+
+
+def history_mentions() -> pd.DataFrame:
+    rows = [(f"h{n}", "e:rain", "rain", "topic", 0.5 + n / 20) for n in range(1, 7)]
+    rows += [("h1", "e:city", "city", "place", 0.9), ("h6", "e:city", "city", "place", 0.8),
+             ("h5", "e:city", "city", "place", 0.7)]
+    m = pd.DataFrame(rows, columns=["item_id", "entity_id", "entity_name", "entity_type", "confidence"])
+    return m.assign(source="test")
+
+
 @functools.cache
 def other_domain_dataset() -> Dataset:
     """The toy's ids in another domain, with other titles and no links."""

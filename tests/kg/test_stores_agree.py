@@ -7,6 +7,8 @@ import pytest
 from contracts import (
     assert_same_export,
     assert_same_graph,
+    history_dataset,
+    history_mentions,
     nasty_dataset,
     snapshot,
     toy_dataset,
@@ -20,6 +22,7 @@ from kg.export import export_graph
 from kg.neo4j_store import Neo4jStore
 from kg.networkx_store import NetworkXStore
 from kg.schema import CO_INTERACTION_PARTNERS, PathKind
+from kg.store import history_cut
 from quality.contract import DOMAINS
 
 pytestmark = pytest.mark.neo4j
@@ -28,6 +31,7 @@ CASES = {
     "toy": (toy_dataset, toy_mentions),
     "nasty": (nasty_dataset, lambda: None),
     "travel": (travel_dataset, lambda: None),
+    "history": (history_dataset, history_mentions),
 }
 
 
@@ -65,7 +69,7 @@ def test_exports_are_identical(built, case):
     assert_same_export(a, b)
 
 
-@pytest.mark.parametrize("case", ["toy", "nasty"])
+@pytest.mark.parametrize("case", ["toy", "nasty", "history"])
 def test_explanations_are_identical_for_every_pair(built, case):
     neo, nx_store = built
     data = CASES[case][0]()
@@ -121,3 +125,65 @@ def test_co_interaction_groups_count_the_other_users_exactly(built, case):
             got = store.path_rows_many(data.domain, user, items, limit=len(items) + 1,
                                        kinds=[PathKind.CO_INTERACTION])[PathKind.CO_INTERACTION]
             assert sorted(got.itertuples(index=False, name=None)) == sorted(expected), (store, user)
+
+
+@pytest.mark.parametrize("history", range(1, 9))
+def test_a_history_cap_keeps_the_items_of_the_latest_interactions_in_both_stores(built, history):
+    """With ``history``, paths go only through the items of the user's ``history`` latest
+    interactions (ties at the cut kept, an item read twice counted by its latest read), both
+    stores agree, and counts are counts among the kept items; past the user's history the cap
+    changes nothing."""
+    neo, nx_store = built
+    data = history_dataset()
+    inter = data.interactions
+    items = data.items["item_id"].tolist()
+    cats = {r.item_id: set(r.category.split("|")) for r in data.items.itertuples()}
+    changed = 0
+    for user, mine in inter.groupby("user_id"):
+        cut = history_cut(mine["timestamp"].tolist(), history)
+        latest = mine.groupby("item_id")["timestamp"].max()
+        kept = set(latest.index if cut is None else latest[latest >= cut].index)
+        a = neo.path_rows_many(data.domain, user, items, limit=10, history=history)
+        b = nx_store.path_rows_many(data.domain, user, items, limit=10, history=history)
+        whole = neo.path_rows_many(data.domain, user, items, limit=10)
+        for kind in a:
+            pd.testing.assert_frame_equal(a[kind], b[kind], check_dtype=False, obj=f"{user} {kind}")
+            changed += not a[kind].equals(whole[kind])
+        assert set(a[PathKind.CO_INTERACTION]["via_item"]) <= kept
+        assert set(a[PathKind.ENTITY]["via_item"]) <= kept
+        for row in a[PathKind.CATEGORY].itertuples():
+            in_cat = {x for x in kept - {row.item_id} if row.category in cats[x]}
+            assert row.n_items == len(in_cat), (user, history, row)
+            assert set(row.latest_items) <= in_cat
+        if history >= len(mine):
+            for kind in a:
+                pd.testing.assert_frame_equal(a[kind], whole[kind], check_dtype=False)
+    if history < 7:  # hal has 7 interactions: every smaller cap removes some of hal's paths
+        assert changed > 0
+
+
+def test_history_cut_semantics():
+    # the 3rd latest of 80, 70, 60, 50, 50 is 60; ties at the cut stay (cut 50 keeps both 50s)
+    assert history_cut([50, 80, 50, 60, 70], 3) == 60
+    assert history_cut([50, 80, 50, 60, 70], 4) == 50
+    assert history_cut([50, 80, 50, 60, 70], 5) is None           # no more than the cap: all
+    assert history_cut([50, 80, 50, 60, 70], None) is None
+    assert history_cut([None, 80, None, 60], 2) == 60             # a missing time is the oldest
+    assert history_cut([None, 80, None, 60], 3) is None            # the cut falls on one: all
+    with pytest.raises(ValueError, match="history"):
+        history_cut([1, 2], 0)
+
+
+def test_capped_category_sentences_say_what_they_count(built):
+    neo, nx_store = built
+    data = history_dataset()
+    for store in (neo, nx_store):
+        capped = [p.sentence for p in explain(store, data.domain, "hal", "h5", k=10, history=3)
+                  if p.kind is PathKind.CATEGORY]
+        whole = [p.sentence for p in explain(store, data.domain, "hal", "h5", k=10)
+                 if p.kind is PathKind.CATEGORY]
+        # drama among hal's items: h1, h2, h3, h6 (h5 is the item itself); the last 3
+        # interactions (h6, h1, h4) keep h6 and h1
+        assert capped == [("You liked Zeta in drama (and 1 more in your last 3 interactions); "
+                           "Epsilon is in drama too.")]
+        assert whole == ["You liked Zeta in drama (and 3 more you liked); Epsilon is in drama too."]

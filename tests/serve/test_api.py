@@ -173,6 +173,36 @@ def test_explanation_endpoint(client, ecommerce):
     assert paths and all(p["node_ids"][0] == row.user_id for p in paths)
 
 
+def test_explanations_are_the_graphs_with_the_configured_history(served_out, ecommerce):
+    """The API's paths are kg.explain's over the same graph, through the items of the user's
+    ``explain_history`` latest interactions, with item names from the publication equal to the
+    graph's titles."""
+    from fastapi.testclient import TestClient
+
+    from kg.explain import explain
+    from kg.networkx_store import NetworkXStore
+    from serve.app import create_app
+    from serve.config import ServeConfig
+
+    _, recs, _, inter = ecommerce
+    heavy = inter["user_id"].value_counts().index[0]
+    assert (inter["user_id"] == heavy).sum() > 2
+    items = recs.loc[recs.user_id == heavy, "item_id"].head(6).tolist()
+    store = NetworkXStore(served_out / "ecommerce" / "graph" / "graph.pkl")
+    answers = {}
+    for history in (None, 2):
+        with TestClient(create_app(ServeConfig(out=served_out, explain_history=history))) as c:
+            for item in items:
+                r = c.get(f"/v1/ecommerce/users/{heavy}/items/{item}/explanation", params={"k": 6})
+                got = [(p["kind"], p["sentence"], p["node_ids"]) for p in r.json()["explanations"]]
+                want = [(str(p.kind), p.sentence, list(p.node_ids))
+                        for p in explain(store, "ecommerce", heavy, item, k=6, history=history)]
+                assert got == want, (history, item)
+                answers[history, item] = got
+    assert any(answers[None, i] != answers[2, i] for i in items), "the cap changes some paths"
+    assert ServeConfig().explain_history == 200
+
+
 @pytest.mark.parametrize("method,url,body,status,names", [
     ("get", "/v1/nowhere/users/u0000/recommendations", None, 404, "nowhere"),
     ("get", "/v1/ecommerce/users/no-such-user/recommendations", None, 404, "no-such-user"),
