@@ -168,6 +168,15 @@ class Connection:
         self.writer.close()
 
 
+def _steal_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far: the hypervisor's share of a phase on a VM."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[7], sum(fields[:8])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
 def _cpu_s(pid: int | None) -> float:
     """User + system CPU seconds of a process so far (0 when it cannot be read)."""
     if pid is None:
@@ -362,7 +371,9 @@ def main() -> None:
         for group, name, make, n, conc, rate, target, met in phases:
             if group not in wanted:
                 continue
+            steal0 = _steal_ticks()
             res = asyncio.run(load(port, make, n, conc, args.max_seconds, rate, (proc.pid, neo4j_pid)))
+            steal, ticks = (b - a for a, b in zip(steal0, _steal_ticks()))
             server_cpu, neo4j_cpu = res.pop("others_cpu")
             wall = res.pop("wall")
             ok = met(res)
@@ -372,7 +383,7 @@ def main() -> None:
                          # CPU per request: what contention for the cores does not inflate much
                          "server ms/req": 1000 * server_cpu / max(res["n"], 1),
                          "neo4j ms/req": 1000 * neo4j_cpu / max(res["n"], 1) if neo4j_pid else float("nan"),
-                         "load": os.getloadavg()[0], "target": target,
+                         "load": os.getloadavg()[0], "steal %": 100 * steal / max(ticks, 1), "target": target,
                          "met": "" if ok is None else ("met" if ok else "MISSED")})
             print(f"  {rows[-1]}", flush=True)
     finally:
