@@ -121,10 +121,11 @@ class _Draft:
         return ExplanationPath(self.kind, self.node_ids, self.labels, self.score, self.sentence(name))
 
 
-# Each ranker takes one item's rows of kg.store.PATH_GROUP_COLUMNS (as tuples) and returns its
+# Each ranker takes one item's rows of kg.store.PATH_GROUP_COLUMNS (as tuples), the user, the
+# item and the history cap the rows were read with (None: the whole history), and returns its
 # paths of that kind, best first.
 
-def _co_interaction(rows: list[tuple], user: str, item: str) -> list[_Draft]:
+def _co_interaction(rows: list[tuple], user: str, item: str, history: int | None) -> list[_Draft]:
     out = []
     for _, via, n, other in sorted(rows, key=lambda r: path_group_key(PathKind.CO_INTERACTION, r)):
         people = "1 person" if n == 1 else f"{n} people"
@@ -144,7 +145,7 @@ def _confidence_product(a: Any, b: Any) -> float:
     return a * b
 
 
-def _entity(rows: list[tuple], user: str, item: str) -> list[_Draft]:
+def _entity(rows: list[tuple], user: str, item: str, history: int | None) -> list[_Draft]:
     # best product first, a missing confidence (NaN) last; then via item, then entity
     rows = sorted(rows, key=lambda r: path_group_key(PathKind.ENTITY, r))
     out = []
@@ -160,7 +161,7 @@ def _entity(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     return out
 
 
-def _friend(rows: list[tuple], user: str, item: str) -> list[_Draft]:
+def _friend(rows: list[tuple], user: str, item: str, history: int | None) -> list[_Draft]:
     out = []
     for _, friend, n, _ts in sorted(rows, key=lambda r: path_group_key(PathKind.FRIEND, r)):
         times = "" if n == 1 else f" ({n} times)"
@@ -172,7 +173,7 @@ def _friend(rows: list[tuple], user: str, item: str) -> list[_Draft]:
     return out
 
 
-def _category(rows: list[tuple], user: str, item: str, history: int | None = None) -> list[_Draft]:
+def _category(rows: list[tuple], user: str, item: str, history: int | None) -> list[_Draft]:
     out = []
     # The example item of a category is the one the user liked most recently (ties: lowest id).
     # With a history cap the count is among the recent items, and the sentence says so.
@@ -219,12 +220,6 @@ def _finish(store: GraphStore, domain: str, drafts: dict[str, list[_Draft]],
     return {item: [d.finish(names) for d in paths] for item, paths in drafts.items()}
 
 
-def _draft(kind: PathKind, rows: list[tuple], user: str, item: str, history: int | None) -> list[_Draft]:
-    if kind is PathKind.CATEGORY:
-        return _category(rows, user, item, history)
-    return _RANKERS[kind](rows, user, item)
-
-
 def explain_paths(store: GraphStore, domain: str, user_id: str, item_id: str,
                   kind: PathKind, history: int | None = None) -> list[ExplanationPath]:
     """Every path of one kind from the user to the item, best first (through the user's
@@ -232,7 +227,7 @@ def explain_paths(store: GraphStore, domain: str, user_id: str, item_id: str,
     kind = PathKind(kind)
     rows = store.path_groups_many(domain, user_id, [item_id], limit=sys.maxsize, kinds=[kind],
                                   history=history)[kind]
-    drafts = _draft(kind, _by_item(rows).get(item_id, []), user_id, item_id, history)
+    drafts = _RANKERS[kind](_by_item(rows).get(item_id, []), user_id, item_id, history)
     return _finish(store, domain, {item_id: drafts})[item_id]
 
 
@@ -269,7 +264,7 @@ def explain_many(store: GraphStore, domain: str, user_id: str, item_ids: Sequenc
     drafts: dict[str, list[_Draft]] = {}
     for item in items:
         # Only the best k of a kind can be kept, so the rest is never drafted.
-        per_kind = [_draft(kind, ranked[kind].get(item, []), user_id, item, history)[:k] for kind in KIND_ORDER]
+        per_kind = [_RANKERS[kind](ranked[kind].get(item, []), user_id, item, history)[:k] for kind in KIND_ORDER]
         out: list[_Draft] = []
         depth = 0
         while len(out) < k and any(depth < len(paths) for paths in per_kind):

@@ -53,6 +53,7 @@ from kg.schema import (
 from kg.store import (
     GraphCounts,
     GraphMeta,
+    check_history,
     endpoint_error,
     finish_node_rows,
     cut_path_groups,
@@ -565,8 +566,7 @@ class Neo4jStore:
                          history: int | None = None) -> dict[PathKind, list[tuple]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        if history is not None and history < 1:
-            raise ValueError(f"history must be >= 1 or None, got {history}")
+        check_history(history)
         kinds = [PathKind(k) for k in kinds]
         params = dict(domain=domain, user_id=user_id, item_ids=list(dict.fromkeys(item_ids)),
                       limit=int(limit))

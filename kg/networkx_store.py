@@ -55,6 +55,7 @@ from kg.store import (
     path_group_frame,
     finish_rel_rows,
     node_records,
+    check_history,
     history_cut,
     recommendation_frame,
     rel_frame,
@@ -354,8 +355,7 @@ class NetworkXStore:
                          history: int | None = None) -> dict[PathKind, list[tuple]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        if history is not None and history < 1:
-            raise ValueError(f"history must be >= 1 or None, got {history}")
+        check_history(history)
         kinds = [PathKind(k) for k in kinds]
         rows: dict[PathKind, list[tuple]] = {k: [] for k in kinds}
         u = (str(Label.USER), domain, user_id)

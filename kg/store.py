@@ -326,6 +326,12 @@ def id_order(id_: str) -> bytes:
     return id_.encode("utf-16-be", "surrogatepass")
 
 
+def check_history(history: int | None) -> None:
+    """Refuse a history cap below 1 (``None``, no cap, is fine)."""
+    if history is not None and history < 1:
+        raise ValueError(f"history must be >= 1 or None, got {history}")
+
+
 def history_cut(times: Iterable[Any], history: int | None) -> Any:
     """The time from which a user's interactions count when explanations look at their
     ``history`` most recent ones: the ``history``-th latest of ``times`` (one per interaction,
@@ -333,10 +339,9 @@ def history_cut(times: Iterable[Any], history: int | None) -> Any:
     there are no more than ``history``, when ``history`` is None, or when that interaction has
     no time. An item is kept when some interaction with it is at or after the cut, so ties at
     the cut are all kept. The Cypher of :func:`kg.cypher.path_groups` computes the same cut."""
+    check_history(history)
     if history is None:
         return None
-    if history < 1:
-        raise ValueError(f"history must be >= 1 or None, got {history}")
     times = list(times)
     if len(times) <= history:
         return None

@@ -187,3 +187,9 @@ def test_capped_category_sentences_say_what_they_count(built):
         assert capped == [("You liked Zeta in drama (and 1 more in your last 3 interactions); "
                            "Epsilon is in drama too.")]
         assert whole == ["You liked Zeta in drama (and 3 more you liked); Epsilon is in drama too."]
+
+
+def test_a_history_cap_below_one_is_refused_by_both_stores(built):
+    for store in built:
+        with pytest.raises(ValueError, match="history must be >= 1"):
+            store.path_groups_many("content", "hal", ["h1"], limit=3, history=0)
