@@ -429,7 +429,7 @@ def _co_interaction_body(recent: str) -> str:
     return f"""
 WITH u, i, CASE WHEN EXISTS {{ (u)-[:{RelType.INTERACTED}]->(i) }} THEN 1 ELSE 0 END AS own
 MATCH (i)-[c:{RelType.CO_INTERACTED}]->(x:{Label.ITEM})
-WHERE EXISTS {{ (u)-[{"r" if recent else ""}:{RelType.INTERACTED}]->(x){" WHERE " + recent if recent else ""} }}
+WHERE EXISTS {{ (u)-[r:{RelType.INTERACTED}]->(x){" WHERE " + recent if recent else ""} }}
 WITH u, i, x, c, c.{USERS} - own AS n
 WHERE n > 0
 WITH i, x.{ID} AS via, n, CASE WHEN c.{FIRST_USER} = u.{ID} THEN c.{SECOND_USER} ELSE c.{FIRST_USER} END AS other
@@ -443,7 +443,7 @@ WITH i, [via, n, other] AS g""" + _COLLECT_GROUPS
 def _entity_body(recent: str) -> str:
     return f"""
 MATCH (i)-[m2:{RelType.MENTIONS}]->(e:{Label.ENTITY})
-MATCH (u)-[{"r" if recent else ""}:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e)
+MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM})-[m1:{RelType.MENTIONS}]->(e)
 USING JOIN ON e
 WHERE x <> i{" AND " + recent if recent else ""}
 WITH DISTINCT i, x, e, m1.{CONFIDENCE} AS c1, m2.{CONFIDENCE} AS c2

@@ -363,8 +363,9 @@ class NetworkXStore:
                  if i in self._graph._node]
         if u in self._graph._node and items:
             index = self._read_index(domain)
+            liked = index.recent(u, history)    # the cut once for every kind
             for kind in kinds:
-                rows[kind] = index.groups(kind, u, items, limit, history)
+                rows[kind] = index.groups(kind, u, items, limit, liked)
         return {k: cut_path_groups(k, rows[k], limit) for k in kinds}
 
 
@@ -428,17 +429,23 @@ class _PathIndex:
                 self.co[node] = {x: (d.get(USERS), d.get(FIRST_USER), d.get(SECOND_USER))
                                  for x, keyed in nbrs.items() if (d := keyed.get(co)) is not None}
 
-    def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int,
-               history: int | None = None) -> list[tuple]:
-        """Rows of :data:`kg.store.PATH_GROUP_COLUMNS` for ``kind``, already cut per item; with
-        ``history``, through the items of the user's ``history`` latest interactions only."""
+    def recent(self, u: tuple, history: int | None) -> dict[tuple, tuple[int, Any]]:
+        """``liked[u]`` cut to the items of the user's ``history`` latest interactions
+        (:func:`kg.store.history_cut`; all of them when ``history`` is None)."""
         liked = self.liked.get(u, {})
-        if history is not None and sum(n for n, _ in liked.values()) > history:
-            inter = str(RelType.INTERACTED)
-            cut = history_cut((d.get(TS) for x in liked for k, d in self._graph._succ[u][x].items()
-                               if k.__class__ is not str and k[0] == inter), history)
-            if cut is not None:
-                liked = {x: v for x, v in liked.items() if v[1] is not None and v[1] >= cut}
+        if history is None or sum(n for n, _ in liked.values()) <= history:
+            return liked
+        inter = str(RelType.INTERACTED)
+        cut = history_cut((d.get(TS) for x in liked for k, d in self._graph._succ[u][x].items()
+                           if k.__class__ is not str and k[0] == inter), history)
+        if cut is None:
+            return liked
+        return {x: v for x, v in liked.items() if v[1] is not None and v[1] >= cut}
+
+    def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int,
+               liked: dict[tuple, tuple[int, Any]]) -> list[tuple]:
+        """Rows of :data:`kg.store.PATH_GROUP_COLUMNS` for ``kind``, already cut per item, through
+        ``liked``: the user's items the paths may go through (:meth:`recent`)."""
         out: list[tuple] = []
         if kind is PathKind.CO_INTERACTION:
             # Mirrors the co-interaction body of cypher.path_groups: the item's CO_INTERACTED partners that the
