@@ -82,8 +82,9 @@ class Recommender:
         return folder
 
 
-SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift")
-"""What :func:`fit_recommender` chooses on validation, and what ``settings`` may hand it instead."""
+SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift", "slots")
+"""What :func:`fit_recommender` chooses on validation, and what ``settings`` may hand it instead
+(``slots`` may be left out: no places reserved for new items, as before it existed)."""
 
 
 def settings_from_evaluation(tuned: dict) -> dict:
@@ -95,7 +96,8 @@ def settings_from_evaluation(tuned: dict) -> dict:
     """
     kg = tuned["kgrec"]
     out = {"ease_lambda": float(tuned["ease"]["lambda"]), "epochs": int(kg["epochs"]),
-           "residual": kg["residual"], "beta": float(kg["beta"]), "shift": float(kg["shift"])}
+           "residual": kg["residual"], "beta": float(kg["beta"]), "shift": float(kg["shift"]),
+           "slots": int(kg.get("slots", 0))}
     if "text" in tuned:
         out["text_recent"] = tuned["text"]["recent"]
     return out
@@ -148,10 +150,10 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     ease_val = B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)
     min_warm = (cfg.warm_guard * validation_ndcg(val_ctx.with_pop(ease_val), val, "warm")
                 if cfg.warm_guard is not None else None)
-    label, beta, shift, table = tune_blend(
+    label, beta, shift, slots, table = tune_blend(
         m_val.scorer(), residual_candidates(ease_val, new_val, x_item, has_text_item, text_val, cfg, FULL_MODEL),
-        val, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, min_warm=min_warm)
-    tuned.update(residual=label, beta=beta, shift=shift, val_ndcg=table[(label, beta, shift)])
+        val, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, min_warm=min_warm, slots=cfg.blend_slots)
+    tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)])
     log.info("recommender tuned on validation: %s", tuned)
     return _final_fit(full_ctx, features, cfg, tuned, text_full)
 
@@ -167,7 +169,8 @@ def _full_context(data, cfg: ComparisonConfig) -> _Context:
 
 def _refit(data, features: NodeFeatures | None, cfg: ComparisonConfig, settings: dict) -> Recommender:
     """Refit on all interactions with choices made elsewhere (the evaluation's, usually)."""
-    missing = [k for k in SETTINGS if k not in settings and not (k == "text_recent" and features is None)]
+    missing = [k for k in SETTINGS if k not in settings and k != "slots"
+               and not (k == "text_recent" and features is None)]
     if missing:
         raise ValueError(f"fit_recommender: settings lack {missing}; expected {list(SETTINGS)}")
     full_ctx = _full_context(data, cfg)
@@ -191,5 +194,6 @@ def _final_fit(full_ctx: _Context, features: NodeFeatures | None, cfg: Compariso
     ease_full = B.EASEScorer(full_ctx.train, n_users, n_items, float(tuned["ease_lambda"]), cfg.ease_max_items)
     residual = residual_candidates(ease_full, new_full, x_item, has_text_item, text_full, cfg,
                                    FULL_MODEL)[tuned["residual"]]
-    primary = ResidualBlendScorer(model.scorer(), residual, float(tuned["beta"]), new_full, float(tuned["shift"]))
+    primary = ResidualBlendScorer(model.scorer(), residual, float(tuned["beta"]), new_full, float(tuned["shift"]),
+                                  int(tuned.get("slots", 0)), list_k=cfg.split.k, seen=full_ctx.matrix)
     return Recommender(full_ctx.kgrec_chain(primary, text_full), full_ctx.matrix, model, tuned)

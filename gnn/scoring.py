@@ -179,18 +179,28 @@ class ResidualBlendScorer(IndexScorer):
     ``score = z(primary) + beta · z(residual) + new_item_shift · [item has no train interactions]``
     where ``z`` standardises a user's row over the items it scored. Cells the residual cannot
     score (new items, users without history) contribute 0 from it; cells the primary cannot
-    score stay NaN. ``beta`` and ``new_item_shift`` are chosen on validation
+    score stay NaN. With ``new_item_slots`` > 0 the rows are then re-ordered by
+    :func:`reserve_new_item_slots`: the last ``new_item_slots`` places of each top-``list_k``
+    list go to the user's best new items (by that score) that did not reach the list on
+    their own. ``beta``, ``new_item_shift`` and ``new_item_slots`` are chosen on validation
     (:func:`gnn.training.tune_blend`).
+
+    Args:
+        seen: ``[n_users, n_items]`` train interactions; the slots are placed in the list as it
+            is after these are excluded (without it, seen items count as list places).
     """
 
     name = "blend"
 
     def __init__(self, primary: Scorer, residual: Scorer | None, beta: float = 0.0,
-                 new_items: np.ndarray | None = None, new_item_shift: float = 0.0) -> None:
+                 new_items: np.ndarray | None = None, new_item_shift: float = 0.0,
+                 new_item_slots: int = 0, list_k: int = 20, seen: sp.csr_matrix | None = None) -> None:
         self.primary, self.residual = primary, residual
         self.beta, self.new_item_shift = float(beta), float(new_item_shift)
+        self.new_item_slots, self.list_k = int(new_item_slots), int(list_k)
         self.n_users, self.n_items = primary.n_users, primary.n_items
         self.new_items = np.zeros(self.n_items, bool) if new_items is None else np.asarray(new_items, bool)
+        self.seen = None if seen is None else sp.csr_matrix(seen)
 
     @staticmethod
     def standardise(s: np.ndarray) -> np.ndarray:
@@ -209,12 +219,77 @@ class ResidualBlendScorer(IndexScorer):
         r = self.residual.score(users)
         return p, np.nan_to_num(self.standardise(r))
 
-    def combine(self, p: np.ndarray, r: np.ndarray, beta: float, shift: float) -> np.ndarray:
-        return p + beta * r + shift * self.new_items[None, :]
+    def combine(self, p: np.ndarray, r: np.ndarray, beta: float, shift: float, slots: int = 0,
+                users: np.ndarray | None = None) -> np.ndarray:
+        """The blended rows of ``users`` (needed for the slots: their seen items)."""
+        s = p + beta * r + shift * self.new_items[None, :]
+        if slots > 0 and self.new_items.any():
+            seen = None if self.seen is None or users is None else self.seen[users]
+            s = reserve_new_item_slots(s, self.new_items, slots, self.list_k, seen)
+        return s
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         p, r = self.parts(users)
-        return self.combine(p, r, self.beta, self.new_item_shift)
+        return self.combine(p, r, self.beta, self.new_item_shift, self.new_item_slots, users)
+
+
+def reserve_new_item_slots(s: np.ndarray, new_items: np.ndarray, slots: int, k: int,
+                           seen: sp.csr_matrix | None = None) -> np.ndarray:
+    """Rows of ``s`` re-scored so that the last ``slots`` of the top ``k`` places go to new items.
+
+    Per row, the list is the ``k - slots`` best items (seen items excluded), then the ``slots``
+    best new items not already among them, then everything else; each part keeps its own
+    order. New items reach users only from text and the graph, so against items with a
+    history they rarely make a list on scores alone: a fixed number of places at the end of
+    the list shows them without moving the items at its head. A row with fewer candidates
+    fills what it can. Returns a new array; NaN stays NaN and finite scores stay finite.
+
+    Args:
+        s: ``[n, n_items]`` scores, higher first.
+        new_items: bool ``[n_items]``: items without train interactions.
+        slots: places reserved (at most ``k``).
+        k: the list length the places are counted in.
+        seen: ``[n, n_items]`` items excluded from each row's list (its train items).
+    """
+    slots = min(int(slots), int(k))
+    if slots <= 0 or len(s) == 0:
+        return s
+    finite = np.isfinite(s)
+    m = np.where(finite, s, -np.inf)
+    if seen is not None and seen.nnz:
+        seen = sp.csr_matrix(seen)
+        m[np.repeat(np.arange(len(s)), np.diff(seen.indptr)), seen.indices] = -np.inf
+    n_items = s.shape[1]
+    head_n = k - slots
+    if head_n > 0:
+        cut = -np.partition(-m, min(head_n, n_items) - 1, axis=1)[:, min(head_n, n_items) - 1]
+        head = (m >= cut[:, None]) & np.isfinite(m)
+    else:
+        head = np.zeros_like(finite)
+    cand = np.where(new_items[None, :] & ~head, m, -np.inf)
+    n_slot = min(slots, n_items)
+    idx = np.argpartition(-cand, n_slot - 1, axis=1)[:, :n_slot]
+    val = np.take_along_axis(cand, idx, 1)
+    order = np.lexsort((idx, -val), axis=1)             # best first, ties by item index
+    idx, val = np.take_along_axis(idx, order, 1), np.take_along_axis(val, order, 1)
+    ok = np.isfinite(val)
+    if not ok.any():
+        return s
+    slot = np.zeros_like(finite)
+    rows = np.repeat(np.arange(len(s))[:, None], n_slot, 1)
+    slot[rows[ok], idx[ok]] = True
+    # the floor of the head (or above every score when the whole list is slots)
+    top = np.where(head, s, np.inf).min(1)
+    top = np.where(np.isfinite(top), top, np.where(finite, s, -np.inf).max(1) + 1.0)
+    rest = finite & ~head & ~slot
+    rest_max = np.where(rest, s, -np.inf).max(1)
+    out = s.copy()
+    # slots just under the head's floor, in their order; the rest shifted below them
+    step = np.arange(1, n_slot + 1)[None, :] / (2.0 * (n_slot + 1))
+    out[rows[ok], idx[ok]] = (top[:, None] - step)[ok]
+    drop = np.where(np.isfinite(rest_max), rest_max - top + 1.0, 0.0)
+    out = np.where(rest, s - drop[:, None], out)
+    return out
 
 
 class ContentTransferScorer(IndexScorer):

@@ -527,8 +527,9 @@ def train_lightgcn(users: np.ndarray, items: np.ndarray, n_users: int, n_items: 
 # blend tuning
 
 def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0),
-               shifts=(0.0,), new_items: np.ndarray | None = None, min_warm: float | None = None):
-    """Choose the residual, its weight and the new-item shift of a
+               shifts=(0.0,), new_items: np.ndarray | None = None, min_warm: float | None = None,
+               slots=(0,)):
+    """Choose the residual, its weight, the new-item shift and the new-item slots of a
     :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
 
     The standardised parts are computed once per validation user and residual, and reused for
@@ -540,6 +541,7 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
         val_split: the validation split.
         betas: residual weights to try.
         shifts: new-item shifts to try (per-user standard deviations).
+        slots: places at the end of each top-k list reserved for new items, to try.
         new_items: bool mask of items without train interactions.
         min_warm: when given, only grid points whose warm-slice validation NDCG@20 reaches it
             are eligible (if none does, the one with the best warm NDCG is taken): new items
@@ -547,8 +549,9 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
             already serve well.
 
     Returns:
-        ``(label, beta, shift, table)`` with ``table`` mapping every grid point to its
-        all-slice NDCG (``warm`` holds the warm-slice values when ``min_warm`` is given).
+        ``(label, beta, shift, slots, table)`` with ``table`` mapping every grid point
+        ``(label, beta, shift, slots)`` to its all-slice NDCG. Ties go to the smaller weight,
+        the smaller shift and the fewer slots.
     """
     from gnn.evaluation import validation_ndcgs
     from gnn.scoring import ResidualBlendScorer
@@ -557,10 +560,13 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
     row_of = np.full(primary.n_users, -1, np.int64)
     row_of[users] = np.arange(len(users))
     shifts = shifts if new_items is not None and np.any(new_items) else (0.0,)
+    slots = slots if new_items is not None and np.any(new_items) else (0,)
+    seen = val_split.train_matrix()
     p = None
     table, warm = {}, {}
     for label, residual in residuals.items():
-        blend = ResidualBlendScorer(primary, residual, 0.0, new_items, 0.0)
+        blend = ResidualBlendScorer(primary, residual, 0.0, new_items, 0.0,
+                                    list_k=val_split.config.k, seen=seen)
         pp = np.empty((len(users), primary.n_items), np.float32)
         r = np.empty_like(pp)
         for b0 in range(0, len(users), 256):      # batches keep the float64 temporaries small
@@ -569,16 +575,19 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
         p = pp if p is None else p
         for beta in (betas if residual is not None else (0.0,)):
             for shift in shifts:
-                def fn(ub, beta=beta, shift=shift, r=r, blend=blend):
-                    rows = row_of[ub]
-                    return blend.combine(p[rows].astype(np.float64), r[rows].astype(np.float64), beta, shift)
-                got = validation_ndcgs(fn, val_split, ("all", "warm") if min_warm is not None else ("all",))
-                table[(label, beta, shift)] = got["all"]
-                if min_warm is not None:
-                    warm[(label, beta, shift)] = got["warm"]
+                for n_slots in slots:
+                    def fn(ub, beta=beta, shift=shift, r=r, blend=blend, n_slots=n_slots):
+                        rows = row_of[ub]
+                        return blend.combine(p[rows].astype(np.float64), r[rows].astype(np.float64), beta, shift,
+                                             n_slots, ub)
+                    got = validation_ndcgs(fn, val_split, ("all", "warm") if min_warm is not None else ("all",))
+                    key = (label, beta, shift, n_slots)
+                    table[key] = got["all"]
+                    if min_warm is not None:
+                        warm[key] = got["warm"]
     eligible = [k for k in table if min_warm is None or warm[k] >= min_warm]
     if eligible:
-        best = max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2])))
+        best = max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2]), -k[3]))
     else:
         best = max(table, key=lambda k: (warm[k], table[k]))
-    return best[0], best[1], best[2], table
+    return best[0], best[1], best[2], best[3], table

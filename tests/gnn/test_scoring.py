@@ -10,7 +10,7 @@ from contracts import ScorerContract, make_scorer_toy
 from gnn.baselines import PopularityScorer
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, FriendsScorer, IndexScorer, NearbyScorer,
                          ResidualBlendScorer, evaluate_people, haversine_km, recommend_all, rerank_by_distance,
-                         split_links)
+                         reserve_new_item_slots, split_links)
 
 
 class _Table(IndexScorer):
@@ -68,6 +68,48 @@ def test_residual_blend_standardises_and_shifts_new_items():
     s = blend.score(np.array([0]))[0]
     assert np.isnan(s[3])                      # the primary could not score it: stays NaN
     assert s[0] == pytest.approx(-np.sqrt(1.5) + 5.0)   # z(1) of [1,2,3] + no residual + shift
+
+
+def _list_of(row: np.ndarray, excluded: np.ndarray) -> list[int]:
+    """Finite, non-excluded items of a row, best first, ties by index."""
+    cand = np.flatnonzero(np.isfinite(row) & ~excluded)
+    return cand[np.lexsort((cand, -row[cand]))].tolist()
+
+
+def test_new_item_slots_take_the_end_of_the_list_and_leave_its_head_alone():
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        s = rng.normal(size=(4, 25))
+        s[rng.random(s.shape) < 0.1] = np.nan
+        new = rng.random(25) < 0.3
+        seen = sp.csr_matrix((rng.random(s.shape) < 0.2) & ~new[None, :])
+        k, slots = int(rng.integers(1, 12)), int(rng.integers(1, 6))
+        out = reserve_new_item_slots(s, new, slots, k, seen)
+        assert np.array_equal(np.isnan(out), np.isnan(s)), trial
+        for i in range(len(s)):
+            excluded = seen[i].toarray()[0].astype(bool)
+            before = _list_of(s[i], excluded)
+            head = before[:k - min(slots, k)]
+            reserved = [j for j in before if new[j] and j not in head][:min(slots, k)]
+            rest = [j for j in before if j not in head and j not in reserved]
+            assert _list_of(out[i], excluded) == head + reserved + rest, trial
+
+
+def test_blend_with_slots_shows_new_items_behind_the_head_of_each_list():
+    # item 0 is new and scores worst; items 1-4 are old; user 0 has seen item 1
+    p = _Table([[0.0, 5.0, 4.0, 3.0, 2.0], [0.0, 5.0, 4.0, 3.0, 2.0]])
+    new = np.array([True, False, False, False, False])
+    seen = sp.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]))
+    plain = ResidualBlendScorer(p, None, new_items=new, list_k=3, seen=seen).score(np.array([0, 1]))
+    slotted = ResidualBlendScorer(p, None, new_items=new, new_item_slots=1, list_k=3, seen=seen).score(np.array([0, 1]))
+    none = np.zeros(5, bool)
+    assert _list_of(plain[0], seen[0].toarray()[0] > 0)[:3] == [2, 3, 4]
+    # the list after the seen item is excluded: two old items, then the new one in the last place
+    assert _list_of(slotted[0], seen[0].toarray()[0] > 0)[:3] == [2, 3, 0]
+    assert _list_of(slotted[1], none)[:3] == [1, 2, 0]
+    # without new items in the catalogue the slots change nothing
+    same = ResidualBlendScorer(p, None, new_items=none, new_item_slots=2, list_k=3).score(np.array([0, 1]))
+    np.testing.assert_array_equal(same, ResidualBlendScorer(p, None, list_k=3).score(np.array([0, 1])))
 
 
 def test_friends_and_nearby_scorers():

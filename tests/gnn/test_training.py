@@ -160,5 +160,26 @@ def test_blend_tuning_respects_the_warm_guard(toy):
     free = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None)
     guarded = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
                          min_warm=2.0)                  # unreachable: falls back to the best warm point
-    assert free[0] == "ease" and len(free[3]) == 2
+    assert free[0] == "ease" and len(free[4]) == 2
     assert guarded[1] in (0.5, 4.0)
+
+
+def test_blend_tuning_scores_new_item_slots_as_the_blend_would(toy):
+    from gnn.baselines import EASEScorer
+    from gnn.evaluation import SplitConfig, split_interactions, validation_ndcg
+    from gnn.scoring import ResidualBlendScorer
+    from gnn.training import tune_blend
+
+    split = split_interactions(toy.train, toy.n_users, toy.n_items,
+                               SplitConfig(cold_user_share=0, cold_item_share=0.2, test_share=0.3, k=3))
+    new = ~np.isin(np.arange(toy.n_items), split.train.item)
+    assert new.any()
+    ease = EASEScorer(split.train, toy.n_users, toy.n_items, lam=1.0)
+    gnn = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 3})).scorer()
+    label, beta, shift, slots, table = tune_blend(gnn, {"ease": ease}, split, betas=(1.0,), shifts=(0.0,),
+                                                  new_items=new, slots=(0, 1, 2))
+    assert set(table) == {("ease", 1.0, 0.0, n) for n in (0, 1, 2)}
+    for n in (0, 1, 2):   # each grid point is what the scorer built from it would score
+        blend = ResidualBlendScorer(gnn, ease, 1.0, new, 0.0, n, list_k=3, seen=split.train_matrix())
+        assert table[("ease", 1.0, 0.0, n)] == pytest.approx(validation_ndcg(blend, split))
+    assert (label, beta, shift) == ("ease", 1.0, 0.0) and table[(label, beta, shift, slots)] == max(table.values())
