@@ -270,7 +270,9 @@ def new_user(pub: LoadedPublication, x_text: np.ndarray | None, history: np.ndar
     else:
         r = Ranked(np.empty(0, np.int64), np.empty(0), np.empty(0, dtype=object))
     # fill with popular items so every request gets k answers when the catalogue has them
-    r = r.extend(popular(pub, np.concatenate([exclude, r.items]), POOL))
+    # (a plain request that already has k only keeps its first k: nothing to fill)
+    if len(r) < k or category or point is not None or diversity > 0:
+        r = r.extend(popular(pub, np.concatenate([exclude, r.items]), POOL))
     r = filter_category(pub, r, category)
     if point is not None:
         if radius_km is not None or r.reasons[:1].tolist() != ["nearby"]:
