@@ -507,6 +507,73 @@ def path_groups(kinds: tuple[PathKind, ...], name: str | None = None, history: b
     return Query(name, head + calls + f"RETURN {columns}\n")
 
 
+def path_tables(history: bool = False) -> Query:
+    """One read of what the path groups of a user and a list of items join over, for
+    :class:`kg.store.PathTables` (the join itself then runs in Python, once for all the items).
+
+    The per-item bodies of :func:`path_groups` expand the user's side once per item: 20 items
+    of a published list walked a heavy user's kept history 20 times. Here the items come first
+    and the user's side is joined once, on the items' entities, categories and
+    co-interaction partners, so only the user's rows that can be part of a path come back.
+    Returns one record: ``items`` (``[item_id, own, mentions, categories, partners, friends]``
+    per known item: ``own`` whether the user interacted with it, ``mentions`` its
+    ``[entity_id, confidence]``, ``partners`` its ``[item_id, users, first_user,
+    second_user]``, ``friends`` the ``[user_id, interactions, latest ts]`` of each user the
+    user follows who interacted with it), ``mine_e`` (``[item_id, ts, entity_id,
+    confidence]``), ``mine_c`` (``[item_id, ts, category_id]``) and ``mine_x`` (``[item_id,
+    ts]`` for partners), over the user's items kept by the history cut (``ts``: their latest
+    interaction). An item's mentions, categories and partners come back only where the
+    user's side has the same entity, category or partner: the others cannot be on a path.
+    With ``history`` it takes ``$history`` (:func:`kg.store.history_cut`)."""
+    recent, scope = (_RECENT, "u, cut") if history else ("", "u")
+    keep = f"\n  WHERE {recent}" if recent else ""
+    text = _USER_AND_ITEMS + "WITH u, collect(i) AS items\n" + (_CUT if history else "") + f"""
+CALL ({scope}, items) {{
+  UNWIND items AS i
+  OPTIONAL MATCH (i)-[:{RelType.MENTIONS}]->(e:{Label.ENTITY})
+  WITH collect(DISTINCT e) AS ents
+  MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM}){keep}
+  WITH ents, x, max(r.{TS}) AS ts
+  MATCH (x)-[m:{RelType.MENTIONS}]->(e:{Label.ENTITY}) WHERE e IN ents
+  RETURN collect([x.{ID}, ts, e.{ID}, m.{CONFIDENCE}]) AS mine_e, collect(DISTINCT e.{ID}) AS ent_ids
+}}
+CALL ({scope}, items) {{
+  UNWIND items AS i
+  OPTIONAL MATCH (i)-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
+  WITH collect(DISTINCT c) AS cats
+  MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM}){keep}
+  WITH cats, x, max(r.{TS}) AS ts
+  MATCH (x)-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY}) WHERE c IN cats
+  RETURN collect([x.{ID}, ts, c.{ID}]) AS mine_c, collect(DISTINCT c.{ID}) AS cat_ids
+}}
+CALL ({scope}, items) {{
+  UNWIND items AS i
+  OPTIONAL MATCH (i)-[:{RelType.CO_INTERACTED}]->(p:{Label.ITEM})
+  WITH collect(DISTINCT p) AS partners
+  MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM}){keep}
+  WITH partners, x, max(r.{TS}) AS ts
+  WHERE x IN partners
+  RETURN collect([x.{ID}, ts]) AS mine_x
+}}
+CALL (u, items, ent_ids, cat_ids, mine_x) {{
+  WITH u, items, ent_ids, cat_ids, [r IN mine_x | r[0]] AS kept
+  UNWIND items AS i
+  WITH u, i, ent_ids, cat_ids, kept, EXISTS {{ (u)-[:{RelType.INTERACTED}]->(i) }} AS own
+  WITH i, own,
+       COLLECT {{ MATCH (i)-[m:{RelType.MENTIONS}]->(e:{Label.ENTITY}) WHERE e.{ID} IN ent_ids
+                  RETURN [e.{ID}, m.{CONFIDENCE}] }} AS ments,
+       COLLECT {{ MATCH (i)-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY}) WHERE c.{ID} IN cat_ids RETURN c.{ID} }} AS cats,
+       COLLECT {{ MATCH (i)-[c:{RelType.CO_INTERACTED}]->(x:{Label.ITEM}) WHERE x.{ID} IN kept
+                  RETURN [x.{ID}, c.{USERS}, c.{FIRST_USER}, c.{SECOND_USER}] }} AS partners,
+       COLLECT {{ MATCH (u)-[:{RelType.FOLLOWS}]->(f:{Label.USER})-[r:{RelType.INTERACTED}]->(i) WHERE f <> u
+                  WITH f, count(r) AS n, max(r.{TS}) AS ts RETURN [f.{ID}, n, ts] }} AS friends
+  RETURN collect([i.{ID}, own, ments, cats, partners, friends]) AS rows
+}}
+RETURN rows AS items, mine_e, mine_c, mine_x
+"""
+    return Query("PATH_TABLES" + ("+HISTORY" if history else ""), text)
+
+
 # --------------------------------------------------------------------------- lookup tables
 
 SCHEMA_QUERIES: tuple[Query, ...] = (

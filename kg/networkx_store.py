@@ -14,13 +14,11 @@ keyed by ``ts``), which gives the same merge semantics as the Cypher ``MERGE`` o
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import pickle
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from kg.schema import (
     RelType,
 )
 from kg.store import (
+    PathTables,
     GraphCounts,
     GraphMeta,
     batches,
@@ -373,40 +372,16 @@ class NetworkXStore:
 _INDEX_TOKEN = "kgrec-path-index"
 
 
-def _best(pairs: list[tuple[float, Any]], limit: int) -> list[Any]:
-    """The values whose key reaches the ``limit``-th largest key (ties kept): a superset of what
-    :func:`kg.store.cut_path_groups` keeps, so cutting here first changes nothing."""
-    if len(pairs) <= limit:
-        return [v for _, v in pairs]
-    cut = heapq.nlargest(limit, (k for k, _ in pairs))[-1]
-    return [v for k, v in pairs if k >= cut]
-
-
-class _PathIndex:
-    """One domain's graph as plain dicts and sets, for the explanation reads.
-
-    Attributes:
-        liked: user → {item: (number of interactions, latest ts)}.
-        fans: item → users who interacted with it.
-        mentions: item → {entity: confidence}.
-        categories: item → its categories.
-        co: item → {partner: (users, first_user, second_user)} of its ``CO_INTERACTED``
-            relationships.
-        follows: user → the users they follow (themselves left out).
-    """
+class _PathIndex(PathTables):
+    """One domain's whole graph as :class:`~kg.store.PathTables`, for the explanation reads."""
 
     def __init__(self, graph: nx.MultiDiGraph, domain: str):
         user_l, item_l = str(Label.USER), str(Label.ITEM)
         inter, mentions, in_cat, follows = (str(RelType.INTERACTED), str(RelType.MENTIONS),
                                             str(RelType.IN_CATEGORY), str(RelType.FOLLOWS))
         co = str(RelType.CO_INTERACTED)
+        super().__init__()
         self._graph = graph     # a history cap reads a user's interaction times from it
-        self.liked: dict[tuple, dict[tuple, tuple[int, Any]]] = {}
-        self.fans: dict[tuple, set[tuple]] = defaultdict(set)
-        self.mentions: dict[tuple, dict[tuple, Any]] = {}
-        self.categories: dict[tuple, list[tuple]] = {}
-        self.co: dict[tuple, dict[tuple, Any]] = {}
-        self.follows: dict[tuple, set[tuple]] = {}
         for node, nbrs in graph._succ.items():
             if node[1] != domain:
                 continue
@@ -441,52 +416,3 @@ class _PathIndex:
         if cut is None:
             return liked
         return {x: v for x, v in liked.items() if v[1] is not None and v[1] >= cut}
-
-    def groups(self, kind: PathKind, u: tuple, items: list[tuple], limit: int,
-               liked: dict[tuple, tuple[int, Any]]) -> list[tuple]:
-        """Rows of :data:`kg.store.PATH_GROUP_COLUMNS` for ``kind``, already cut per item, through
-        ``liked``: the user's items the paths may go through (:meth:`recent`)."""
-        out: list[tuple] = []
-        if kind is PathKind.CO_INTERACTION:
-            # Mirrors the co-interaction body of cypher.path_groups: the item's CO_INTERACTED partners that the
-            # user liked, counted without the user, named by the smallest other user stored.
-            mine = liked    # (kept) items the user interacted with, tested by membership
-            for i in items:
-                own = 1 if u in self.fans.get(i, ()) else 0
-                pairs = []
-                for x, (c, first, second) in self.co.get(i, {}).items():
-                    if c is not None and x in mine and (n := c - own) > 0:
-                        pairs.append((n, (x, n, second if first == u[2] else first)))
-                out.extend((i[2], x[2], n, other) for x, n, other in _best(pairs, limit))
-        elif kind is PathKind.ENTITY:
-            by_entity: dict[tuple, list[tuple[tuple, Any]]] = defaultdict(list)
-            for x in liked:
-                for e, c in self.mentions.get(x, {}).items():
-                    by_entity[e].append((x, c))
-            for i in items:
-                pairs = []
-                for e, c2 in self.mentions.get(i, {}).items():
-                    for x, c1 in by_entity.get(e, ()):
-                        if x != i:
-                            bad = c1 is None or c2 is None or c1 != c1 or c2 != c2
-                            pairs.append((-1.0 if bad else float(c1) * float(c2), (x, e, c1, c2)))
-                out.extend((i[2], x[2], e[2], c1, c2) for x, e, c1, c2 in _best(pairs, limit))
-        elif kind is PathKind.FRIEND:
-            friends = self.follows.get(u, set())
-            for i in items:
-                pairs = [(n, (f, n, ts)) for f in friends
-                         if (got := self.liked.get(f, {}).get(i)) is not None for n, ts in [got]]
-                out.extend((i[2], f[2], n, ts) for f, n, ts in _best(pairs, limit))
-        else:  # CATEGORY
-            by_cat: dict[tuple, list[tuple[tuple, Any]]] = defaultdict(list)
-            for x, (_, ts) in liked.items():
-                for c in self.categories.get(x, ()):
-                    by_cat[c].append((x, ts))
-            for i in items:
-                pairs = []
-                for c in self.categories.get(i, ()):
-                    if xs := [(x, ts) for x, ts in by_cat.get(c, ()) if x != i]:
-                        latest = max(ts for _, ts in xs)
-                        pairs.append((len(xs), (c, len(xs), latest, [x[2] for x, ts in xs if ts == latest])))
-                out.extend((i[2], c[2], n, ts, latest) for c, n, ts, latest in _best(pairs, limit))
-        return out

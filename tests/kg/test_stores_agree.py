@@ -193,3 +193,38 @@ def test_a_history_cap_below_one_is_refused_by_both_stores(built):
     for store in built:
         with pytest.raises(ValueError, match="history must be >= 1"):
             store.path_groups_many("content", "hal", ["h1"], limit=3, history=0)
+
+
+@pytest.fixture(scope="module")
+def neo_readers(built, neo4j_server):
+    """Two more Neo4jStores on the same graph: one that reads every list with the per-item
+    query, one that reads every list, even of one item, through the tables the paths join over."""
+    per_item = Neo4jStore(neo4j_server, tables_from_items=None)
+    tables = Neo4jStore(neo4j_server, tables_from_items=1)
+    yield per_item, tables
+    per_item.close()
+    tables.close()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_path_tables_give_the_same_groups_as_the_per_item_query(built, neo_readers, case):
+    """Neo4j's two ways to read a list's path groups (per-item bodies in Cypher, or one read of
+    the tables they join over and the embedded store's join in Python) agree with each other
+    and with networkx, for every user, cut and history cap, with unknown items and users."""
+    _, nx_store = built
+    per_item, tables = neo_readers
+    data = CASES[case][0]()
+    items = data.items["item_id"].tolist() + ["no such item"]
+    caps = [None, 1, 2, 3, 8] if case == "history" else [None, 2]
+    found = 0
+    for user in [*data.users["user_id"], "no such user"]:
+        for limit in (1, 2, 10):
+            for history in caps:
+                a = tables.path_groups_many(data.domain, user, items, limit, history=history)
+                b = per_item.path_groups_many(data.domain, user, items, limit, history=history)
+                c = nx_store.path_groups_many(data.domain, user, items, limit, history=history)
+                assert a == b == c, (user, limit, history)
+                found += sum(len(v) for v in a.values())
+        many = explain_many(tables, data.domain, user, items, k=3)
+        assert many == {i: explain(nx_store, data.domain, user, i, k=3) for i in many}
+    assert found > 0
