@@ -507,6 +507,24 @@ def path_groups(kinds: tuple[PathKind, ...], name: str | None = None, history: b
     return Query(name, head + calls + f"RETURN {columns}\n")
 
 
+def _kept_side(rel: RelType, end: Label, row: str, name: str, ids: str, on_item: bool = False) -> str:
+    """A subquery of :func:`path_tables`: ``row`` for each of the user's ``kept`` items ``x``
+    (``ts``: its latest interaction) and each node ``e`` it reaches by ``rel`` that some item
+    of the list reaches too (``on_item``: ``x`` is such a node itself), collected as ``name``,
+    with the distinct nodes' ids as ``ids``."""
+    join = "WHERE x IN ends" if on_item else f"MATCH (x)-[m:{rel}]->(e) WHERE e IN ends"
+    return f"""CALL (items, kept) {{
+  UNWIND items AS i
+  OPTIONAL MATCH (i)-[:{rel}]->(e:{end})
+  WITH kept, collect(DISTINCT e) AS ends
+  UNWIND kept AS k
+  WITH ends, k[0] AS x, k[1] AS ts
+  {join}
+  RETURN collect({row}) AS {name}, collect(DISTINCT {"x" if on_item else "e"}.{ID}) AS {ids}
+}}
+"""
+
+
 def path_tables(history: bool = False) -> Query:
     """One read of what the path groups of a user and a list of items join over, for
     :class:`kg.store.PathTables` (the join itself then runs in Python, once for all the items).
@@ -528,42 +546,23 @@ def path_tables(history: bool = False) -> Query:
     recent, scope = (_RECENT, "u, cut") if history else ("", "u")
     keep = f"\n  WHERE {recent}" if recent else ""
     text = _USER_AND_ITEMS + "WITH u, collect(i) AS items\n" + (_CUT if history else "") + f"""
-CALL ({scope}, items) {{
-  UNWIND items AS i
-  OPTIONAL MATCH (i)-[:{RelType.MENTIONS}]->(e:{Label.ENTITY})
-  WITH collect(DISTINCT e) AS ents
+CALL ({scope}) {{
   MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM}){keep}
-  WITH ents, x, max(r.{TS}) AS ts
-  MATCH (x)-[m:{RelType.MENTIONS}]->(e:{Label.ENTITY}) WHERE e IN ents
-  RETURN collect([x.{ID}, ts, e.{ID}, m.{CONFIDENCE}]) AS mine_e, collect(DISTINCT e.{ID}) AS ent_ids
+  WITH x, max(r.{TS}) AS ts
+  RETURN collect([x, ts]) AS kept
 }}
-CALL ({scope}, items) {{
+""" + _kept_side(RelType.MENTIONS, Label.ENTITY, f"[x.{ID}, ts, e.{ID}, m.{CONFIDENCE}]", "mine_e", "ent_ids") \
+        + _kept_side(RelType.IN_CATEGORY, Label.CATEGORY, f"[x.{ID}, ts, e.{ID}]", "mine_c", "cat_ids") \
+        + _kept_side(RelType.CO_INTERACTED, Label.ITEM, f"[x.{ID}, ts]", "mine_x", "kept_ids", on_item=True) \
+        + f"""
+CALL (u, items, ent_ids, cat_ids, kept_ids) {{
   UNWIND items AS i
-  OPTIONAL MATCH (i)-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY})
-  WITH collect(DISTINCT c) AS cats
-  MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM}){keep}
-  WITH cats, x, max(r.{TS}) AS ts
-  MATCH (x)-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY}) WHERE c IN cats
-  RETURN collect([x.{ID}, ts, c.{ID}]) AS mine_c, collect(DISTINCT c.{ID}) AS cat_ids
-}}
-CALL ({scope}, items) {{
-  UNWIND items AS i
-  OPTIONAL MATCH (i)-[:{RelType.CO_INTERACTED}]->(p:{Label.ITEM})
-  WITH collect(DISTINCT p) AS partners
-  MATCH (u)-[r:{RelType.INTERACTED}]->(x:{Label.ITEM}){keep}
-  WITH partners, x, max(r.{TS}) AS ts
-  WHERE x IN partners
-  RETURN collect([x.{ID}, ts]) AS mine_x
-}}
-CALL (u, items, ent_ids, cat_ids, mine_x) {{
-  WITH u, items, ent_ids, cat_ids, [r IN mine_x | r[0]] AS kept
-  UNWIND items AS i
-  WITH u, i, ent_ids, cat_ids, kept, EXISTS {{ (u)-[:{RelType.INTERACTED}]->(i) }} AS own
+  WITH u, i, ent_ids, cat_ids, kept_ids, EXISTS {{ (u)-[:{RelType.INTERACTED}]->(i) }} AS own
   WITH i, own,
        COLLECT {{ MATCH (i)-[m:{RelType.MENTIONS}]->(e:{Label.ENTITY}) WHERE e.{ID} IN ent_ids
                   RETURN [e.{ID}, m.{CONFIDENCE}] }} AS ments,
        COLLECT {{ MATCH (i)-[:{RelType.IN_CATEGORY}]->(c:{Label.CATEGORY}) WHERE c.{ID} IN cat_ids RETURN c.{ID} }} AS cats,
-       COLLECT {{ MATCH (i)-[c:{RelType.CO_INTERACTED}]->(x:{Label.ITEM}) WHERE x.{ID} IN kept
+       COLLECT {{ MATCH (i)-[c:{RelType.CO_INTERACTED}]->(x:{Label.ITEM}) WHERE x.{ID} IN kept_ids
                   RETURN [x.{ID}, c.{USERS}, c.{FIRST_USER}, c.{SECOND_USER}] }} AS partners,
        COLLECT {{ MATCH (u)-[:{RelType.FOLLOWS}]->(f:{Label.USER})-[r:{RelType.INTERACTED}]->(i) WHERE f <> u
                   WITH f, count(r) AS n, max(r.{TS}) AS ts RETURN [f.{ID}, n, ts] }} AS friends
