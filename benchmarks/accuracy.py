@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated subset of the ablations (default: all of them)")
     parser.add_argument("--epochs", type=int, default=None, help="override the maximum epochs")
     parser.add_argument("--seed", type=int, default=42, help="split seed (model seed stays 0)")
+    parser.add_argument("--warm-guard", type=float, default=0.98,
+                        help="kgrec's blend keeps validation warm NDCG@20 at or above this share of the "
+                             "tuned EASE's (the ComparisonConfig default)")
     parser.add_argument("--fresh", action="store_true", help="rebuild cached inputs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared boxes)")
     parser.add_argument("--prepare-only", action="store_true",
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             kg_cfg = kg_cfg.model_copy(update={"epochs": args.epochs})
             lg_cfg = lg_cfg.model_copy(update={"epochs": args.epochs})
         cfg = ComparisonConfig(split=SplitConfig(seed=args.seed), kgrec=kg_cfg, lightgcn=lg_cfg,
-                               ablations=() if args.no_ablations else
+                               warm_guard=args.warm_guard, ablations=() if args.no_ablations else
                                (tuple(a.strip() for a in args.ablations.split(",") if a.strip())
                                 if args.ablations else ABLATIONS))
         if args.timing_only:
