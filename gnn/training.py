@@ -551,7 +551,7 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
     Returns:
         ``(label, beta, shift, slots, table)`` with ``table`` mapping every grid point
         ``(label, beta, shift, slots)`` to its all-slice NDCG. Ties go to the smaller weight,
-        the smaller shift and the fewer slots.
+        the shift nearer 0 and the fewer slots.
     """
     from gnn.evaluation import validation_ndcgs
     from gnn.scoring import ResidualBlendScorer
