@@ -301,7 +301,7 @@ def main() -> None:
                     help="leave the benchmark's Neo4j server running afterwards (warm for a rerun)")
     ap.add_argument("--domain", default=None, help="with --out: the domain to measure")
     ap.add_argument("--graph", default="embedded", help="with --out: embedded or a bolt:// URI")
-    ap.add_argument("--neo4j-warmup", type=float, default=30,
+    ap.add_argument("--neo4j-warmup", type=float, default=60,
                     help="seconds of explanation requests, not measured, before the phases when the graph "
                          "is Neo4j: a freshly started JVM compiles its hot paths over the first thousands "
                          "of queries (0: none)")
