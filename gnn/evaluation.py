@@ -50,6 +50,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gnn import metrics as M
+from gnn.scoring import csr_cells
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def rank_test_pairs(score_fn: ScoreFn, split: ProtocolSplit, k: int | None = Non
             raise ValueError(f"score_fn returned shape {s.shape}, expected {(len(ub), split.n_items)}")
         s = np.where(np.isnan(s), -1e300, s)
         sub = seen[ub]
-        s[np.repeat(np.arange(len(ub)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        s[csr_cells(sub)] = -np.inf
         st = torch.from_numpy(s)
         n_valid = torch.isfinite(st).sum(1).numpy()
         top = _stable_topk(st, kk).numpy()
@@ -461,7 +462,7 @@ def validation_ndcgs(score_fn: ScoreFn, split: ProtocolSplit, slices: tuple[str,
         s = np.asarray(score_fn(ub), dtype=np.float64)
         s = np.where(np.isnan(s), -1e300, s)
         sub = seen[ub]
-        s[np.repeat(np.arange(len(ub)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        s[csr_cells(sub)] = -np.inf
         top = torch.topk(torch.from_numpy(s), min(k, split.n_items), dim=1).indices.numpy()
         for name in slices:
             r = rel[name][ub]

@@ -29,6 +29,12 @@ import torch
 REASONS = ("gnn", "text", "friends", "nearby", "popular")
 
 
+def csr_cells(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of a CSR matrix's stored cells, to set those cells of a dense
+    ``[rows, n_items]`` array at once (a batch's seen items, for instance)."""
+    return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices
+
+
 @runtime_checkable
 class Scorer(Protocol):
     """Anything that scores (user, item) index pairs; NaN where it cannot."""
@@ -258,7 +264,7 @@ def reserve_new_item_slots(s: np.ndarray, new_items: np.ndarray, slots: int, k: 
     m = np.where(finite, s, -np.inf)
     if seen is not None and seen.nnz:
         seen = sp.csr_matrix(seen)
-        m[np.repeat(np.arange(len(s)), np.diff(seen.indptr)), seen.indices] = -np.inf
+        m[csr_cells(seen)] = -np.inf
     n_items = s.shape[1]
     head_n = k - slots
     if head_n > 0:
@@ -469,7 +475,7 @@ def recommend_all(scorer: Scorer, seen: sp.csr_matrix, users: np.ndarray | None 
             r = np.where(np.isnan(s), -1, 0).astype(np.int8)
         s = np.asarray(s, dtype=np.float64).copy()
         sub = seen[ub]
-        s[np.repeat(np.arange(len(ub)), np.diff(sub.indptr)), sub.indices] = np.nan
+        s[csr_cells(sub)] = np.nan
         key = torch.from_numpy(np.where(np.isnan(s), -np.inf, s))
         kk = min(k, s.shape[1])
         order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :kk].numpy()
@@ -592,7 +598,7 @@ def evaluate_people(scorer: Scorer, train_links: np.ndarray, test_links: np.ndar
         s = np.where(np.isnan(s), -1e300, s)
         s[np.arange(len(ub)), ub] = -np.inf
         sub = known[ub]
-        s[np.repeat(np.arange(len(ub)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        s[csr_cells(sub)] = -np.inf
         topk[b0:b0 + len(ub)] = torch.sort(torch.from_numpy(s), dim=1, descending=True, stable=True).indices[:, :k].numpy()
     row = np.searchsorted(users, a)
     o = np.argsort(row, kind="stable")
