@@ -607,7 +607,8 @@ class Neo4jStore:
     def _path_groups_from_tables(self, domain: str, params: dict[str, Any], kinds: list[PathKind],
                                  limit: int) -> dict[PathKind, list[tuple]]:
         """:meth:`path_groups_many` through one read of :func:`kg.cypher.path_tables` and the
-        join of :meth:`kg.store.PathTables.groups`, the embedded store's own definition."""
+        join of :meth:`kg.store.PathTables.groups`, the embedded store's own definition. The
+        read brings every kind's tables back; only ``kinds`` are joined."""
         found = self._read_autocommit(_path_tables_query("history" in params), params)[1]
         if not found:       # unknown user, or none of the items
             return {k: cut_path_groups(k, [], limit) for k in kinds}
@@ -616,7 +617,8 @@ class Neo4jStore:
                                         str(Label.CATEGORY))
         t = PathTables()
         u = (user_l, domain, params["user_id"])
-        liked: dict[tuple, tuple[int, Any]] = {}    # the user's kept items that can be on a path
+        # the user's kept items that can be on a path; the join reads their ts, not their count
+        liked: dict[tuple, tuple[int, Any]] = {}
         for x, ts, e, c in mine_e:
             x = (item_l, domain, x)
             liked[x] = (1, ts)
