@@ -136,6 +136,8 @@ def refresh(
     eval_max_users: int = typer.Option(10_000, help="Evaluate on a seeded sample of at most this many "
                                        "test users, each ranked against the whole catalogue (0: all)."),
     epochs: int = typer.Option(60, help="Upper bound on training epochs."),
+    explain_paths: int = typer.Option(4, help="Explanation paths published per recommended item "
+                                      "(0: none; the API then reads the graph on every request)."),
     task_runner: str = typer.Option("thread", help="thread (default) or dask (local cluster, or --dask-address)."),
     dask_address: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler."),
     cache_dir: Optional[Path] = typer.Option(None, help="Text/model cache (default: OUT/cache); share it "
@@ -147,7 +149,7 @@ def refresh(
 
     params = RefreshParams(dataset_dir=str(dataset_dir), graph=graph, out=str(out), k=k, device=device,
                            extractor=extractor, evaluate=evaluate, epochs=epochs,
-                           eval_max_users=eval_max_users or None,
+                           eval_max_users=eval_max_users or None, explain_paths=explain_paths,
                            cache_dir=str(cache_dir) if cache_dir else None)
     with _progress_bars(progress):
         summary = run_refresh(params, task_runner=task_runner, dask_address=dask_address)

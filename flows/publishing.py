@@ -2,7 +2,7 @@
 
 Layout per domain::
 
-    <out>/<domain>/<run_id>/recommendations.parquet   (+ metrics.csv, run.json, ...)
+    <out>/<domain>/<run_id>/recommendations.parquet   (+ explanations.parquet, metrics.csv, run.json, ...)
     <out>/<domain>/latest        -> <run_id>           (a symlink, plus LATEST with the run id)
 
 A run writes into ``<out>/<domain>/.staging-<run_id>/`` and renames it to ``<run_id>`` only

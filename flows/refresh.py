@@ -61,6 +61,13 @@ class RefreshParams(BaseModel):
     """Items per extraction batch; batches fan out over the task runner (Dask with --task-runner dask)."""
     seed: int = 42
     """Seed for the split and for training."""
+    explain_paths: int = Field(4, ge=0, le=10)
+    """Explanation paths published per recommended item, read from the graph once per refresh
+    so the API serves a list's explanations from memory; 0 publishes none (the API then reads
+    the graph on each request)."""
+    explain_history: int | None = Field(200, ge=1)
+    """Published explanations go through the items of each user's this many latest interactions
+    (None: the whole history); the API uses them when its ``explain_history`` is the same."""
     cache_dir: str | None = None
     """Where snapshots, embeddings, extractions and models are cached (default ``<out>/cache``);
     several output roots may share one."""
@@ -111,6 +118,16 @@ def _model_path(graph: GraphRef, features: ArtifactRef, params: RefreshParams,
                 metrics: ArtifactRef | None = None) -> Path:
     tuned_by = metrics.key if metrics is not None else "own-tuning"
     return _cache_dir(params) / graph.domain / f"model-{_key(graph.build, features.key, params.k, tuned_by)[:16]}"
+
+
+def _explain_path(graph: GraphRef, recs: ArtifactRef, params: RefreshParams) -> Path:
+    from flows.steps import file_sha256
+
+    # The lists' own bytes, not just their folder's key: a folder rebuilt under the same key
+    # (its files deleted by hand) must not be published with the old lists' explanations.
+    lists = file_sha256(Path(recs.path) / "recommendations.parquet")
+    key = _key(graph.target, graph.build, lists, params.explain_paths, params.explain_history)
+    return _cache_dir(params) / graph.domain / "explanations" / f"explanations-{key[:16]}.parquet"
 
 
 # --------------------------------------------------------------------------- tasks
@@ -275,14 +292,32 @@ def train_and_recommend(graph: GraphRef, features: ArtifactRef, params: RefreshP
     return ArtifactRef(path=str(folder), key=_key("recs", folder.name), rows=n)
 
 
+def _explain_key(ctx, inputs) -> str:
+    return _key("explain", _where(inputs["params"]),
+                str(_explain_path(inputs["graph"], inputs["recs"], inputs["params"])))
+
+
+@task(name="explain-recommendations", cache_key_fn=_explain_key, persist_result=True,
+      retries=2, retry_delay_seconds=[5, 15])
+def explain_recommendations(graph: GraphRef, recs: ArtifactRef, params: RefreshParams) -> ArtifactRef:
+    """The graph's explanation paths of every recommended item, published with the lists."""
+    from flows.steps import explain_domain
+
+    path = _explain_path(graph, recs, params)
+    n = explain_domain(graph.target, Path(params.out), graph.domain, Path(recs.path),
+                       params.explain_paths, params.explain_history, path)
+    return ArtifactRef(path=str(path), key=_key("explanations", path.name), rows=n)
+
+
 @task(name="publish", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
 def publish(ref: DatasetRef, graph: GraphRef, recs: ArtifactRef, metrics: ArtifactRef | None,
-            params: RefreshParams, run_id: str) -> str:
+            params: RefreshParams, run_id: str, explanations: ArtifactRef | None = None) -> str:
     """Write ``<out>/<domain>/<run_id>/``, mirror RECOMMENDED edges, then switch ``latest``."""
     from flows.steps import publish_domain
 
     pub, sample = publish_domain(ref.load(), params.graph, Path(params.out), run_id, Path(recs.path),
-                                 Path(metrics.path) if metrics else None, params.model_dump())
+                                 Path(metrics.path) if metrics else None, params.model_dump(),
+                                 Path(explanations.path) if explanations else None)
     create_table_artifact(sample, key=f"sample-recommendations-{ref.domain}",
                           description="sample recommendations with their reasons")
     return str(pub.path)
@@ -351,9 +386,13 @@ def refresh_domain(params: RefreshParams) -> dict:
     with progress.step("training + scoring"):
         recs = _fresh(train_and_recommend, _model_path(graph, features, params, metrics))(
             graph, features, params, ref, metrics)
+    explanations = None
+    if params.explain_paths:
+        with progress.step("explanations"):
+            explanations = _fresh(explain_recommendations, _explain_path(graph, recs, params))(graph, recs, params)
     run_id = _run_id()
     with progress.step("publication"):
-        path = publish(ref, graph, recs, metrics, params, run_id)
+        path = publish(ref, graph, recs, metrics, params, run_id, explanations)
     summary = {"domain": ref.domain, "run_id": run_id, "publication": path,
                "data_docs": ref.docs, "metrics": metrics.path if metrics else None,
                "graph": graph.target if graph.target != "embedded"

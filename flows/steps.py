@@ -270,14 +270,77 @@ def recommend_domain(dataset: Dataset, export_path: Path, features_path: Path, p
     return len(out)
 
 
+# --------------------------------------------------------------------------- explain
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def explain_domain(target: str, out: Path, domain: str, recs_folder: Path, paths: int,
+                   history: int | None, path: Path) -> int:
+    """Explain every published list from the graph once, so that the API answers a list with
+    its explanations from memory instead of reading the graph on each request.
+
+    Writes ``path`` (rows of :data:`kg.explain.EXPLANATION_COLUMNS`) with its settings and the
+    SHA-256 of the ``recommendations.parquet`` it explains in the schema metadata; returns the
+    number of paths.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kg.explain import EXPLANATIONS_META, explain_lists
+
+    recs_file = Path(recs_folder) / "recommendations.parquet"
+    recs = pd.read_parquet(recs_file, columns=["user_id", "rank", "item_id"])
+    recs = recs.sort_values(["user_id", "rank"], kind="stable")
+    lists = {str(u): g.astype(str).tolist() for u, g in recs.groupby("user_id", sort=False)["item_id"]}
+    store = open_store(target, out, domain)
+    try:
+        table = explain_lists(store, domain, lists, k=paths, history=history)
+    finally:
+        store.close()
+    meta = {"paths": paths, "history": history, "recommendations_sha256": file_sha256(recs_file)}
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                           EXPLANATIONS_META: json.dumps(meta).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(arrow, tmp)
+    os.replace(tmp, path)
+    return len(table)
+
+
+def read_explanations_meta(path: Path) -> dict:
+    """The settings :func:`explain_domain` wrote into an explanations file."""
+    import pyarrow.parquet as pq
+
+    from kg.explain import EXPLANATIONS_META
+
+    meta = pq.read_schema(path).metadata or {}
+    if EXPLANATIONS_META not in meta:
+        raise ValueError(f"{path} has no {EXPLANATIONS_META.decode()} metadata: not written by explain_domain")
+    return json.loads(meta[EXPLANATIONS_META])
+
+
 # --------------------------------------------------------------------------- publish
 
 
 def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_folder: Path,
-                   metrics_path: Path | None, params: dict):
-    """Check the contract, publish atomically, mirror RECOMMENDED edges; returns (publication, sample)."""
-    from flows.publishing import check_recommendations, publish
+                   metrics_path: Path | None, params: dict, explanations: Path | None = None):
+    """Check the contract, publish atomically, mirror RECOMMENDED edges; returns (publication, sample).
 
+    ``explanations`` (from :func:`explain_domain`) is published beside the lists; it must explain
+    exactly these lists.
+    """
+    from flows.publishing import PublicationError, check_recommendations, publish
+
+    if explanations is not None:
+        made_for = read_explanations_meta(explanations).get("recommendations_sha256")
+        if made_for != file_sha256(recs_folder / "recommendations.parquet"):
+            raise PublicationError(f"{explanations} explains other lists than "
+                                   f"{recs_folder / 'recommendations.parquet'}; nothing was published")
     recs = pd.read_parquet(recs_folder / "recommendations.parquet")
     recs.insert(0, "domain", dataset.domain)
     recs["run_id"] = run_id
@@ -294,6 +357,8 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
         extra["metrics.csv"] = pd.read_csv(metrics_path)
     if (recs_folder / "model").exists():
         extra["model"] = recs_folder / "model"
+    if explanations is not None:
+        extra["explanations.parquet"] = explanations
     # What the API needs beside the lists: item metadata, histories and links (for new users
     # who bring a history or friends), so a publication is self-contained.
     extra["items.parquet"] = dataset.items

@@ -293,3 +293,39 @@ def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     return explain_many(store, domain, user_id, [item_id], k=k, history=history)[item_id]
+
+
+#: Key of the settings (JSON: ``paths``, ``history``, ``recommendations_sha256``) in the schema
+#: metadata of a published ``explanations.parquet``, the table of :func:`explain_lists`.
+EXPLANATIONS_META = b"kgrec.explanations"
+
+#: Columns of :func:`explain_lists`: one row per path, ``path`` its place (1 = best) among the
+#: paths of that user and item.
+EXPLANATION_COLUMNS = ("user_id", "item_id", "path", "kind", "sentence", "node_ids", "labels")
+
+
+def explain_lists(store: GraphStore, domain: str, lists: Mapping[str, Sequence[str]], k: int = 4,
+                  history: int | None = None, names: dict | None = None):
+    """:func:`explain_many` for every user's list, as one table (what a refresh publishes).
+
+    Args:
+        store: the graph store.
+        domain: the domain of the users and items.
+        lists: user id → the items to explain for that user (a published list).
+        k / history: as in :func:`explain_many`.
+        names: display names already read (kept and extended across the users).
+
+    Returns:
+        A DataFrame with :data:`EXPLANATION_COLUMNS`, users in the order of ``lists`` and items
+        in each list's order. An item without any path has no row.
+    """
+    import pandas as pd
+
+    names = {} if names is None else names
+    rows: list[tuple] = []
+    for user_id, item_ids in lists.items():
+        found = explain_many(store, domain, user_id, item_ids, k=k, names=names, history=history)
+        for item_id, paths in found.items():
+            rows.extend((user_id, item_id, n, str(p.kind), p.sentence, list(p.node_ids), [str(x) for x in p.labels])
+                        for n, p in enumerate(paths, 1))
+    return pd.DataFrame(rows, columns=list(EXPLANATION_COLUMNS))

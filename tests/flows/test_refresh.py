@@ -52,6 +52,15 @@ def test_each_bundled_domain_refreshes_end_to_end(prefect_api, shared_cache, tmp
 
     store = NetworkXStore(out / domain / "graph" / "graph.pkl")
     assert store.counts(domain).edges["RECOMMENDED"] == len(recs)
+    # and the published explanations are the graph's paths of every published item
+    from kg.explain import explain_lists
+
+    published = pd.read_parquet(latest_publication(out, domain).path / "explanations.parquet")
+    ranked = recs.sort_values(["user_id", "rank"])
+    lists = {u: g.tolist() for u, g in ranked.groupby("user_id", sort=False)["item_id"]}
+    want = explain_lists(store, domain, lists, k=4, history=200)
+    pd.testing.assert_frame_equal(published, want)
+    assert published["kind"].nunique() >= 2, published["kind"].value_counts()
     store.close()
 
 
