@@ -130,7 +130,7 @@ def _items(pub: LoadedPublication, r: Ranked, explanations: dict[str, list[dict]
             "item_id": str(item_id), "rank": n + 1, "score": float(s) if math.isfinite(s) else 0.0,
             "reason": reason, "title": pub.titles[i], "categories": list(pub.categories[i]),
             "distance_km": d if d is not None and math.isfinite(d) else None,
-            "explanations": None if explanations is None else explanations.get(str(item_id), [])})
+            "explanations": None if explanations is None else explanations.get(str(item_id))})
     return out
 
 
@@ -239,9 +239,15 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         r = published(pub, user_id, k, diversity, category, point, radius_km)
         paths = None
         if explain and len(r):
-            paths = await run_in_threadpool(_explain_many, pub, user_id,
-                                            [str(i) for i in pub.item_ids[r.items]], config.explain_paths,
-                                            config.explain_history)
+            ids = [str(i) for i in pub.item_ids[r.items]]
+            # The published list's paths come from the publication; the graph is read only for
+            # items a filter or diversity brought in from beyond it.
+            paths = {} if pub.explanations is None else \
+                pub.explanations.get(user_id, ids, config.explain_paths, config.explain_history)
+            if missing := [i for i in ids if i not in paths]:
+                live = await run_in_threadpool(_explain_many, pub, user_id, missing, config.explain_paths,
+                                               config.explain_history)
+                paths = None if live is None and not paths else {**paths, **(live or {})}
         return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id,
                       "items": _items(pub, r, paths)})
 
@@ -277,9 +283,12 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         pub = registry.get(domain)
         pub.user(user_id)
         pub.item(item_id)
-        if pub.store is None:
-            raise UnavailableError(f"no graph store is open for domain {domain!r}")
-        paths = _explain_many(pub, user_id, [item_id], k, config.explain_history) or {}
+        paths = {} if pub.explanations is None else \
+            pub.explanations.get(user_id, [item_id], k, config.explain_history)
+        if item_id not in paths:
+            if pub.store is None:
+                raise UnavailableError(f"no graph store is open for domain {domain!r}")
+            paths = _explain_many(pub, user_id, [item_id], k, config.explain_history) or {}
         return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id, "item_id": item_id,
                       "explanations": paths.get(item_id, [])})
 

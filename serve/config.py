@@ -33,10 +33,13 @@ class ServeConfig(BaseModel):
     check_interval_s: float = Field(2.0, ge=0)
     """How often a request re-reads ``latest`` to notice a new publication (0: every request)."""
     explain_paths: int = Field(3, ge=1, le=10)
-    """Explanation paths per recommended item."""
+    """Explanation paths per recommended item. A published list's come from the publication
+    (the refresh published up to its ``explain_paths``, 4 by default); the graph is read for
+    more paths than that, for items from beyond the list, or when the refresh published none."""
     explain_history: int | None = Field(200, ge=1)
     """Explanations go through the items of the user's this many latest interactions (None:
-    the whole history). A path search costs in proportion to the history it walks: on
+    the whole history). Published explanations are used only when the refresh's
+    ``explain_history`` is the same. A path search costs in proportion to the history it walks: on
     ml-latest-small a user with 2,700 items took about 45 ms of Neo4j time against 4 ms for a
     typical user, and under load those requests made the p99."""
     max_text_chars: int = Field(4000, ge=16, le=100_000)

@@ -31,6 +31,58 @@ DOMAIN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
+class PublishedExplanations:
+    """The explanation paths a refresh published for every item of every published list
+    (``explanations.parquet``), held as the API's response rows.
+
+    Attributes:
+        paths: how many paths per item were published (the best first).
+        history: the history cap they were read with (None: the whole history).
+        by_user: user id → item id → path dicts (``kind``, ``sentence``, ``node_ids``,
+            ``labels``); every item of the user's published list is there, with an empty list
+            when the graph had no path.
+    """
+
+    paths: int
+    history: int | None
+    by_user: dict[str, dict[str, list[dict]]]
+
+    def get(self, user_id: str, item_ids: list[str], k: int, history: int | None) -> dict[str, list[dict]]:
+        """The first ``k`` published paths of each of ``item_ids`` that the user's published
+        list holds; empty when they were published with another history cap or fewer paths
+        (a read of ``k`` paths gives the first ``k`` of a read of more, so a prefix is exact)."""
+        mine = self.by_user.get(user_id)
+        if mine is None or k > self.paths or history != self.history:
+            return {}
+        return {i: p[:k] for i in item_ids if (p := mine.get(i)) is not None}
+
+
+def _load_explanations(path: Path, lists: dict[str, UserList], item_ids: np.ndarray) -> PublishedExplanations | None:
+    """``explanations.parquet`` of a publication (None when it has none)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from kg.explain import EXPLANATIONS_META
+
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {})[EXPLANATIONS_META])
+    by_user: dict[str, dict[str, list[dict]]] = {
+        u: {str(i): [] for i in item_ids[lst.items]} for u, lst in lists.items()}
+    labels: dict[tuple, list[str]] = {}
+    cols = [table.column(c).to_pylist() for c in ("user_id", "item_id", "kind", "sentence", "node_ids", "labels")]
+    for user_id, item_id, kind, sentence, node_ids, labs in zip(*cols):
+        paths = by_user.get(str(user_id), {}).get(str(item_id))
+        if paths is not None:   # rows are in path order
+            # the few distinct label lists are shared between rows (the API never mutates them)
+            paths.append({"kind": kind, "sentence": sentence, "node_ids": node_ids,
+                          "labels": labels.setdefault(tuple(labs), labs)})
+    return PublishedExplanations(int(meta["paths"]), meta["history"], by_user)
+
+
+@dataclass(frozen=True)
 class UserList:
     """One user's published list, best first (indices into the item vocabulary)."""
 
@@ -74,6 +126,8 @@ class LoadedPublication:
         also_buy: complements per item index, where the data has ``also_buy``.
         model: the trained network (places new users from text and friends).
         store: the graph store explanations read (None when the graph is unavailable).
+        explanations: the paths published with the lists (None when the refresh published
+            none): a list's explanations come from there, the graph is read only for others.
         names: display names for explanations (a :class:`kg.explain.NameCache`): item titles
             come from ``titles``; entity and category names read from the graph are kept with
             the publication, so a request reads only names no earlier request quoted.
@@ -102,6 +156,7 @@ class LoadedPublication:
     also_buy: dict[int, np.ndarray]
     model: Any
     store: Any = None
+    explanations: PublishedExplanations | None = None
     names: dict = field(init=False, repr=False)
     loaded_at: float = field(default_factory=time.time)
     #: ``x_item`` transposed (``[dim, n_items]``, contiguous): one query against every item is
@@ -244,6 +299,10 @@ def load_publication(path: Path, domain: str, run_id: str, store: Any = None) ->
     for uid, g in recs.groupby("user_id", sort=False):
         lists[str(uid)] = UserList(g["_i"].to_numpy(), g["score"].to_numpy(np.float64),
                                    g["reason"].astype(str).to_numpy(dtype=object))
+    try:
+        explanations = _load_explanations(path / "explanations.parquet", lists, item_ids)
+    except (OSError, ValueError, KeyError) as e:
+        raise UnavailableError(f"publication {path} has unreadable explanations: {type(e).__name__}: {e}") from e
     iu = inter["user_id"].astype(str).map(user_index)
     ii = inter["item_id"].astype(str).map(item_index)
     ok = iu.notna() & ii.notna()
@@ -272,7 +331,8 @@ def load_publication(path: Path, domain: str, run_id: str, store: Any = None) ->
         x_item=x_item, has_text_item=has_text,
         item_ok=_np(serving["item_ok"]).astype(bool), user_ok=_np(serving["user_ok"]).astype(bool),
         popularity=np.asarray(_np(serving["popularity"]), dtype=np.float64),
-        item_pos=pos, lists=lists, seen=seen, also_buy=also_buy, model=model, store=store)
+        item_pos=pos, lists=lists, seen=seen, also_buy=also_buy, model=model, store=store,
+        explanations=explanations)
 
 
 def read_latest_target(out: Path, domain: str) -> str | None:

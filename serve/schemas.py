@@ -34,7 +34,8 @@ class RecommendedItem(BaseModel):
     categories: list[str] = Field(default_factory=list)
     distance_km: float | None = Field(None, description="set when the request gave a location")
     explanations: list[Explanation] | None = Field(
-        None, description="paths from the graph (null when explain=false or the user is new)")
+        None, description="paths from the graph (null when explain=false, the user is new, or the "
+                          "item is outside the published list and no graph store is open)")
 
 
 class RecommendationList(BaseModel):

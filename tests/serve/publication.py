@@ -15,8 +15,10 @@ from flows import steps
 
 
 def build_publication(dataset_dir: Path, out: Path, cache: Path, graph: str = "embedded",
-                      epochs: int = 8, extractor: str = "ner", k: int = 20) -> Publication:
-    """Refresh ``dataset_dir`` into ``out`` (``evaluate=False``) and return the new ``latest``."""
+                      epochs: int = 8, extractor: str = "ner", k: int = 20, explain_paths: int = 4,
+                      explain_history: int | None = 200) -> Publication:
+    """Refresh ``dataset_dir`` into ``out`` (``evaluate=False``) and return the new ``latest``
+    (with ``explain_paths`` published paths per item, none when 0, as the flow's settings)."""
     from quality.gate import content_hash, open_dataset
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -40,7 +42,12 @@ def build_publication(dataset_dir: Path, out: Path, cache: Path, graph: str = "e
     model = work / f"model-{build[:16]}-{epochs}-{k}"
     if not (model / "recommendations.parquet").exists():
         steps.recommend_domain(dataset, export, features, params, model)
-    steps.publish_domain(dataset, graph, out, new_run_id(), model, None, params)
+    explanations = None
+    if explain_paths:
+        # the graph was just rebuilt (its stamp may be the same): explain it every time
+        explanations = work / f"explanations-{build[:16]}-{epochs}-{k}.parquet"
+        steps.explain_domain(graph, out, dataset.domain, model, explain_paths, explain_history, explanations)
+    steps.publish_domain(dataset, graph, out, new_run_id(), model, None, params, explanations)
     pub = latest_publication(out, dataset.domain)
     assert pub is not None
     return pub
