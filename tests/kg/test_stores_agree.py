@@ -22,7 +22,7 @@ from kg.export import export_graph
 from kg.neo4j_store import Neo4jStore
 from kg.networkx_store import NetworkXStore
 from kg.schema import CO_INTERACTION_PARTNERS, PathKind
-from kg.store import history_cut
+from kg.store import history_cut, id_order
 from quality.contract import DOMAINS
 
 pytestmark = pytest.mark.neo4j
@@ -160,6 +160,15 @@ def test_a_history_cap_keeps_the_items_of_the_latest_interactions_in_both_stores
                 pd.testing.assert_frame_equal(a[kind], whole[kind], check_dtype=False)
     if history < 7:  # hal has 7 interactions: every smaller cap removes some of hal's paths
         assert changed > 0
+
+
+def test_id_order_is_neo4js_utf16_order():
+    # code-point order puts U+E000 and U+FFFF after the astral characters; UTF-16 puts them last
+    ids = ["a", "b", "ab", "", "\ue000", "\uffff", "😀", "x😀", "x\uffff", "ünïcødé 🎉🚀", "\U0010ffff"]
+    want = sorted(ids, key=lambda i: i.encode("utf-16-be", "surrogatepass"))
+    assert sorted(ids, key=id_order) == want
+    assert want.index("\uffff") > want.index("😀") and sorted(ids).index("\uffff") < sorted(ids).index("😀")
+    assert id_order("plain-id") == "plain-id"
 
 
 def test_history_cut_semantics():
