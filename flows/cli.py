@@ -144,7 +144,7 @@ def refresh(
                                              "between output folders to skip recomputing."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
-    """Refresh one domain: gate, graph, entities, embeddings, model, evaluation, publication."""
+    """Refresh one domain: gate, graph, entities, embeddings, model, evaluation, explanations, publication."""
     from flows.refresh import RefreshParams, run_refresh
 
     params = RefreshParams(dataset_dir=str(dataset_dir), graph=graph, out=str(out), k=k, device=device,

@@ -1,4 +1,4 @@
-"""The ``refresh-domain`` flow: validate → extract → build graph → embed → evaluate → train → publish.
+"""The ``refresh-domain`` flow: validate → extract → build graph → embed → evaluate → train → explain → publish.
 
 Each task loads a reference, calls one library function, saves what it made under the output
 folder and returns a small reference. Expensive tasks are cached on the content hash of what

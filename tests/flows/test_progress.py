@@ -10,7 +10,7 @@ from flows.cli import app
 from quality.synth import sample_path
 
 STEPS = ["quality gate", "entities (ner)", "entity linking", "knowledge graph", "text embeddings",
-         "training + scoring", "publication"]
+         "training + scoring", "explanations", "publication"]
 
 
 class Recorder:
