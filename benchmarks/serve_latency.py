@@ -115,7 +115,7 @@ def prepare(work: Path, data: Path, epochs: int, bolt_port: int) -> tuple[Path, 
     return out, settings.uri
 
 
-def live_pairs(pub, recs: pd.DataFrame, rng: random.Random, n: int = 3000) -> list[tuple[str, str]]:
+def live_pairs(pub, recs, rng: random.Random, n: int = 3000) -> list[tuple[str, str]]:
     """(user, item) pairs the publication did not explain, so each request reads the graph:
     an item from the top 5 of another user's list, not in the user's own list nor history (as
     close to a recommendation as a pair outside the lists gets)."""
