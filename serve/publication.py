@@ -45,9 +45,9 @@ class PublishedExplanations:
 
     paths: int
     history: int | None
-    by_user: dict[str, dict[str, list[dict]]]
+    by_user: dict[str, dict[str, list[Any]]]
 
-    def get(self, user_id: str, item_ids: list[str], k: int, history: int | None) -> dict[str, list[dict]]:
+    def get(self, user_id: str, item_ids: list[str], k: int, history: int | None) -> dict[str, list[Any]]:
         """The first ``k`` published paths of each of ``item_ids`` that the user's published
         list holds; empty when they were published with another history cap or fewer paths
         (a read of ``k`` paths gives the first ``k`` of a read of more, so a prefix is exact)."""
@@ -70,7 +70,7 @@ def _load_explanations(path: Path, lists: dict[str, UserList], item_ids: np.ndar
         return None
     table = pq.read_table(path)
     meta = json.loads((table.schema.metadata or {})[EXPLANATIONS_META])
-    by_user: dict[str, dict[str, list[dict]]] = {
+    by_user: dict[str, dict[str, list[Any]]] = {
         u: {str(i): [] for i in item_ids[lst.items]} for u, lst in lists.items()}
     cols = [table.column(c).to_pylist() for c in ("user_id", "item_id", "kind", "sentence", "node_ids", "labels")]
     for user_id, item_id, kind, sentence, node_ids, labels in zip(*cols):
