@@ -8,7 +8,6 @@ tasks (the graph store, an LLM endpoint) retry.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -266,14 +265,14 @@ def _model_key(ctx, inputs) -> str:
 @task(name="evaluate-models", cache_key_fn=_model_key, persist_result=True)
 def evaluate(graph: GraphRef, features: ArtifactRef, params: RefreshParams) -> ArtifactRef:
     """The evaluation protocol: kgrec against the baselines, per slice, on one split."""
-    from flows.steps import evaluate_domain
+    from flows.steps import evaluate_domain, file_sha256
 
     path = _metrics_path(graph, features, params)
     table = evaluate_domain(Path(graph.export), Path(features.path), params.model_dump(), path)
     create_table_artifact(table.round(4).to_dict("records"), key=f"metrics-{graph.domain}",
                           description="kgrec vs baselines, by slice (full ranking)")
     # The key follows the record's content: the model refitted from it must change with it.
-    record = hashlib.sha256(path.with_suffix(".json").read_bytes()).hexdigest()
+    record = file_sha256(path.with_suffix(".json"))
     return ArtifactRef(path=str(path), key=_key("metrics", path.name, record), rows=len(table))
 
 

@@ -312,18 +312,6 @@ def explain_domain(target: str, out: Path, domain: str, recs_folder: Path, paths
     return len(table)
 
 
-def read_explanations_meta(path: Path) -> dict:
-    """The settings :func:`explain_domain` wrote into an explanations file."""
-    import pyarrow.parquet as pq
-
-    from kg.explain import EXPLANATIONS_META
-
-    meta = pq.read_schema(path).metadata or {}
-    if EXPLANATIONS_META not in meta:
-        raise ValueError(f"{path} has no {EXPLANATIONS_META.decode()} metadata: not written by explain_domain")
-    return json.loads(meta[EXPLANATIONS_META])
-
-
 # --------------------------------------------------------------------------- publish
 
 
@@ -335,6 +323,7 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
     exactly these lists.
     """
     from flows.publishing import PublicationError, check_recommendations, publish
+    from kg.explain import read_explanations_meta
 
     if explanations is not None:
         made_for = read_explanations_meta(explanations).get("recommendations_sha256")

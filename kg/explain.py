@@ -299,6 +299,22 @@ def explain(store: GraphStore, domain: str, user_id: str, item_id: str,
 #: metadata of a published ``explanations.parquet``, the table of :func:`explain_lists`.
 EXPLANATIONS_META = b"kgrec.explanations"
 
+def read_explanations_meta(path) -> dict:
+    """The settings (:data:`EXPLANATIONS_META`) in an ``explanations.parquet``'s metadata.
+
+    Raises:
+        ValueError: the file has none (it was not written by a refresh's explanation step).
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    if EXPLANATIONS_META not in meta:
+        raise ValueError(f"{path} has no {EXPLANATIONS_META.decode()} metadata: not written by a refresh")
+    return json.loads(meta[EXPLANATIONS_META])
+
+
 #: Columns of :func:`explain_lists`: one row per path, ``path`` its place (1 = best) among the
 #: paths of that user and item.
 EXPLANATION_COLUMNS = ("user_id", "item_id", "path", "kind", "sentence", "node_ids", "labels")

@@ -59,17 +59,15 @@ class PublishedExplanations:
 
 def _load_explanations(path: Path, lists: dict[str, UserList], item_ids: np.ndarray) -> PublishedExplanations | None:
     """``explanations.parquet`` of a publication (None when it has none)."""
-    import json
-
     import orjson
     import pyarrow.parquet as pq
 
-    from kg.explain import EXPLANATIONS_META
+    from kg.explain import read_explanations_meta
 
     if not path.exists():
         return None
+    meta = read_explanations_meta(path)
     table = pq.read_table(path)
-    meta = json.loads((table.schema.metadata or {})[EXPLANATIONS_META])
     by_user: dict[str, dict[str, list[Any]]] = {
         u: {str(i): [] for i in item_ids[lst.items]} for u, lst in lists.items()}
     cols = [table.column(c).to_pylist() for c in ("user_id", "item_id", "kind", "sentence", "node_ids", "labels")]
