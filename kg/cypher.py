@@ -121,8 +121,14 @@ def _rels_head(rel: RelType, by_node_id: bool = False) -> str:
             cols.append(f"[c IN toIntegerList(split(${p}, $sep)) | ${p}_values[c]] AS {p}")
     with_cols = ",\n     ".join(cols)
     if by_node_id:
-        find_b = f"OPTIONAL MATCH (b:{spec.dst}) WHERE id(b) = target AND b.{DOMAIN} = $domain"
-        find_a = f"MATCH (a:{spec.src}) WHERE id(a) = src[g] AND a.{DOMAIN} = $domain"
+        # The labels ($src_label, $dst_label) are checked with labels(), not written in the
+        # pattern: with a pattern label, a plan cached while the label was nearly empty (right
+        # after a drop) seeks the (domain) index and filters on id, which reads every node of
+        # the domain per lookup and halved ingest at random. Without a label no index
+        # applies, so the seek by id is the only plan.
+        find_b = ("OPTIONAL MATCH (b) WHERE id(b) = target AND $dst_label IN labels(b) "
+                  f"AND b.{DOMAIN} = $domain")
+        find_a = f"MATCH (a) WHERE id(a) = src[g] AND $src_label IN labels(a) AND a.{DOMAIN} = $domain"
     else:
         find_b = (f"OPTIONAL MATCH (b:{spec.dst} {{{DOMAIN}: $domain, {ID}: target}}) "
                   f"{_seek('b', spec.dst)}")

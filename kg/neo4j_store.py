@@ -464,12 +464,15 @@ class Neo4jStore:
     def _write_groups(self, rel: RelType, query: Query, domain: str, frame: pd.DataFrame,
                       node_ids: tuple[dict[str, int], dict[str, int]] | None = None,
                       **params: Any) -> int:
+        spec = RELS[rel]
+
         def write(batch: dict[str, Any], n_rows: int) -> int:
             sent = batch
             if node_ids is not None:
                 sent = _by_node_id(batch, *node_ids)
                 if sent is None:
                     raise self._missing(rel, domain, batch)
+                sent.update(src_label=str(spec.src), dst_label=str(spec.dst))
             out = self._write(query, domain=domain, **sent, **params)
             n = int(out[0]["written"]) if out else 0
             if n < n_rows:
@@ -479,7 +482,6 @@ class Neo4jStore:
         # Only CREATE (node_ids given) runs concurrently: concurrent MERGEs of one pair could
         # both miss and both create. Self-relationships (User-FOLLOWS-User) stay serial too:
         # their two ends share one label, so the blocks below would not be disjoint.
-        spec = RELS[rel]
         w = self.writers
         if node_ids is None or w == 1 or spec.src == spec.dst or len(frame) < 2 * self.batch_size:
             return sum(write(batch, n_rows) for batch, n_rows in packed_batches(rel, frame, self.batch_size))

@@ -34,7 +34,7 @@ def test_queries_carry_no_literal_values(name):
         assert text.lstrip().startswith("WITH split($src, $sep) AS src")
     if name.startswith("CREATE_") and name.endswith("_RELS"):
         assert text.lstrip().startswith("WITH toIntegerList(split($src, $sep)) AS src")
-        assert "WHERE id(a) = src[g] AND a.domain = $domain" in text
+        assert "WHERE id(a) = src[g] AND $src_label IN labels(a) AND a.domain = $domain" in text
     if name.startswith(("MERGE_", "CREATE_")) and name.endswith("_RELS"):
         assert "UNWIND range(offsets[g], offsets[g + 1] - 1) AS j" in text
 

@@ -112,6 +112,43 @@ def test_a_first_build_links_only_its_own_domain_and_names_missing_nodes(neo4j_s
     assert neo4j_store.counts("content").edges["INTERACTED"] == 0
 
 
+def test_a_create_batch_resolves_internal_ids_only_to_its_own_domain_and_labels(
+        neo4j_store, neo4j_driver, neo4j_server):
+    # The CREATE query finds its endpoints by internal id alone (no index can serve it), then
+    # checks label and domain: ids of another domain's nodes, or of nodes with the wrong
+    # label, create nothing.
+    from kg import cypher
+    from kg.neo4j_store import _by_node_id, packed_batches
+    from kg.store import rel_frame
+
+    users = pd.DataFrame({"id": ["ana"]})
+    items = pd.DataFrame({"id": ["i1"], "title": ["one"]})
+    for domain in ("social", "content"):
+        neo4j_store.write_nodes(Label.USER, domain, users, "b")
+        neo4j_store.write_nodes(Label.ITEM, domain, items, "b")
+    ids = {(label, domain): neo4j_store._node_ids(label, domain)
+           for label in (Label.USER, Label.ITEM) for domain in ("social", "content")}
+    rows = pd.DataFrame({"src": ["ana"], "dst": ["i1"], "ts": [1], "weight": [1.0],
+                         "event": ["view"], "rating": [None]})
+    (batch, _), = packed_batches(RelType.INTERACTED, rel_frame(RelType.INTERACTED, rows), 10)
+
+    def create(src_ids, dst_ids) -> int:
+        params = {**_by_node_id(batch, src_ids, dst_ids), "domain": "social", "build": "b",
+                  "src_label": "User", "dst_label": "Item"}
+        records, _, _ = neo4j_driver.execute_query(cypher.CREATE_INTERACTED_RELS.text, params,
+                                                   database_=neo4j_server.database)
+        return records[0]["written"]
+
+    assert create(ids[Label.USER, "content"], ids[Label.ITEM, "social"]) == 0
+    assert create(ids[Label.USER, "social"], ids[Label.ITEM, "content"]) == 0
+    swapped = {"ana": ids[Label.ITEM, "social"]["i1"]}, {"i1": ids[Label.USER, "social"]["ana"]}
+    assert create(*swapped) == 0
+    assert neo4j_store.counts("social").edges["INTERACTED"] == 0
+    assert create(ids[Label.USER, "social"], ids[Label.ITEM, "social"]) == 1
+    assert neo4j_store.counts("social").edges["INTERACTED"] == 1
+    assert neo4j_store.counts("content").edges["INTERACTED"] == 0
+
+
 def test_nasty_strings_did_not_change_the_schema(neo4j_store, neo4j_driver, neo4j_server):
     from contracts import nasty_dataset
 
