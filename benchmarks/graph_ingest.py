@@ -164,6 +164,8 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, wr
         "phases": timed.seconds,
         "interacted_cpu_s": (timed.client_cpu.get("write_rels:INTERACTED", 0.0)
                              + timed.server_cpu.get("write_rels:INTERACTED", 0.0)),
+        "interacted_client_cpu_s": timed.client_cpu.get("write_rels:INTERACTED", 0.0),
+        "interacted_server_cpu_s": timed.server_cpu.get("write_rels:INTERACTED", 0.0),
         "load_avg": os.getloadavg()[0],
     }
 
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 print(f"  {store} (run {run}): {r['interactions'] / r['interacted_s']:,.0f} INTERACTED rel/s, "
                       f"build {r['total_s']:.1f}s, peak RSS {r['peak_rss'] / 2**30:.2f} GiB; "
+                      f"INTERACTED CPU s client {r['interacted_client_cpu_s']:.1f}, "
+                      f"server {r['interacted_server_cpu_s']:.1f}; "
                       f"phases {json.dumps({k: round(v, 2) for k, v in r['phases'].items()})}",
                       flush=True)
     finally:
