@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="100000,1000000", help="interaction counts, comma-separated")
     p.add_argument("--stores", default="neo4j,networkx", help="neo4j, networkx or both")
     p.add_argument("--batch-size", type=int, default=10_000, help="Neo4j rows per transaction")
-    p.add_argument("--writers", type=int, default=1,
-                   help="concurrent Neo4j write transactions for a first build's relationships")
+    p.add_argument("--writers", type=int, default=2,
+                   help="concurrent Neo4j write transactions for a first build's relationships "
+                        "(the store's default: 2)")
     p.add_argument("--repeat", type=int, default=1,
                    help="builds per (size, store); later ones run on a warmed-up server")
     p.add_argument("--work", type=Path, default=ROOT / "out" / "bench-graph")

@@ -237,10 +237,10 @@ class Neo4jStore:
         connection_timeout_s: how long one connection attempt may take.
         writers: concurrent write transactions for a first build's relationships. The rows
             are cut into blocks whose start and end nodes are disjoint between writers, so
-            they never wait on each other's locks. Measured on a 2-core server at 1M
-            interactions, two writers used 1.8 cores for the speed of one (the server's work
-            per relationship rose accordingly), so the default is one. Merges (a refresh of an
-            existing domain) and User-FOLLOWS-User always run one at a time.
+            they never wait on each other's locks. Measured on a 2-core machine at 1M
+            interactions, two writers wrote 80,000-92,000 INTERACTED rows/s on a warm server
+            against 58,000-62,000 for one (``benchmarks/graph_ingest.py``). Merges (a refresh
+            of an existing domain) and User-FOLLOWS-User always run one at a time.
         tables_from_items: lists of at least this many items are explained from one read of
             the tables the paths join over (see :data:`TABLES_FROM_ITEMS`); None: never.
 
@@ -261,7 +261,7 @@ class Neo4jStore:
         retry_delay_s: float = 0.5,
         max_retry_time_s: float = 30.0,
         connection_timeout_s: float = 5.0,
-        writers: int = 1,
+        writers: int = 2,
         tables_from_items: int | None = TABLES_FROM_ITEMS,
     ):
         if batch_size < 1:
@@ -488,8 +488,7 @@ class Neo4jStore:
         # Start and end nodes are split into w groups each, and the rows into the w x w blocks
         # of (start group, end group). Round r writes the blocks (g, (g + r) mod w) for every g
         # at once, one writer each: they touch disjoint nodes, so the writers never wait on each
-        # other's node locks, and no deadlock makes the server roll a batch back and redo it
-        # (with writers sharing end nodes, two writers cost 1.7 cores for the speed of one).
+        # other's node locks, and no deadlock makes the server roll a batch back and redo it.
         sg = pd.factorize(frame["src"], sort=False)[0] % w
         dg = pd.factorize(frame["dst"], sort=False)[0] % w
         written = 0
