@@ -1,7 +1,7 @@
 """Graph ingest benchmark: INTERACTED relationships per second into Neo4j and into networkx.
 
-For each size it generates a dataset (``quality.synth``), passes it through the quality gate
-once, then builds the graph in a fresh Python process per store, so that the process's peak
+For each size it generates a dataset (``quality.synth``), or imports ml-latest-small for the
+size ``ml-latest-small`` (from ``--data``), passes it through the quality gate once, then builds the graph in a fresh Python process per store, so that the process's peak
 memory is the ingest's alone. Each child reports:
 
 * ``INTERACTED rel/s``: interaction rows ÷ seconds spent in ``write_rels(INTERACTED)``;
@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/graph_ingest.py                       # 100k and 1M, both stores
     python benchmarks/graph_ingest.py --sizes 100000 --stores networkx
+    python benchmarks/graph_ingest.py --sizes ml-latest-small,1000000
     python benchmarks/graph_ingest.py --batch-size 20000    # Neo4j rows per transaction
 
 Datasets and gate results are cached under ``--work`` (default ``out/bench-graph``); rerunning
@@ -132,7 +133,7 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, wr
         from kg.neo4j_store import Neo4jStore
         server = _server(args)
         store = Neo4jStore(server.settings(), batch_size=batch_size, writers=writers)
-        store.drop_domain(DOMAIN)
+        store.drop_domain(dataset.domain)
         server_pid = int(server.pid_file.read_text().strip())
     else:
         from kg.networkx_store import NetworkXStore
@@ -148,7 +149,7 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, wr
     total = time.perf_counter() - t0
     peak_build = sampler.stop()
     if store_kind == "neo4j":
-        store.drop_domain(DOMAIN)
+        store.drop_domain(dataset.domain)
     store.close()
     n_inter = counts.edges["INTERACTED"]
     return {
@@ -173,8 +174,12 @@ def child(store_kind: str, dataset_pickle: Path, work: Path, batch_size: int, wr
 # --------------------------------------------------------------------------- parent
 
 
-def _prepare(size: int, work: Path) -> Path:
-    """Generate and gate a dataset of ``size`` interactions once; return its pickled Dataset."""
+MOVIELENS = "ml-latest-small"
+
+
+def _prepare(size: int | str, work: Path, data: Path) -> Path:
+    """Generate (or import, for :data:`MOVIELENS`) and gate a dataset once; return its pickled
+    Dataset."""
     from quality.gate import open_dataset
     from quality.synth import SynthConfig, generate_dataset
 
@@ -182,6 +187,16 @@ def _prepare(size: int, work: Path) -> Path:
     pickled = work / f"dataset-{size}.pickle"
     if pickled.exists():
         return pickled
+    if size == MOVIELENS:
+        from quality.importers import import_dataset
+
+        t0 = time.perf_counter()
+        import_dataset("movielens", data, folder)
+        t1 = time.perf_counter()
+        dataset = open_dataset(folder)
+        print(f"  imported {data} in {t1 - t0:.1f}s, gate {time.perf_counter() - t1:.1f}s: {dataset}",
+              flush=True)
+        return _pickle(dataset, pickled)
     n_users = max(200, size // 20)
     n_items = max(300, size // 50)
     cfg = SynthConfig(domain=DOMAIN, n_users=n_users, n_items=n_items, n_interactions=size, seed=7)
@@ -192,6 +207,10 @@ def _prepare(size: int, work: Path) -> Path:
     t2 = time.perf_counter()
     print(f"  generated {size:,} interactions in {t1 - t0:.1f}s, gate {t2 - t1:.1f}s: {dataset}",
           flush=True)
+    return _pickle(dataset, pickled)
+
+
+def _pickle(dataset, pickled: Path) -> Path:
     tmp = pickled.with_suffix(".tmp")
     with tmp.open("wb") as fh:
         pickle.dump(dataset, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -238,7 +257,10 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="100000,1000000", help="interaction counts, comma-separated")
+    p.add_argument("--sizes", default="100000,1000000",
+                   help=f"interaction counts of generated datasets, or {MOVIELENS}; comma-separated")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "movielens-latest-small",
+                   help=f"the ml-latest-small folder, for the size {MOVIELENS}")
     p.add_argument("--stores", default="neo4j,networkx", help="neo4j, networkx or both")
     p.add_argument("--batch-size", type=int, default=10_000, help="Neo4j rows per transaction")
     p.add_argument("--writers", type=int, default=2,
@@ -261,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.dataset, args.work, args.batch_size, args.writers, args)))
         return 0
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [s.strip() if s.strip() == MOVIELENS else int(s) for s in args.sizes.split(",")]
     stores = [s.strip() for s in args.stores.split(",")]
     server = None
     if "neo4j" in stores:
@@ -271,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         for size in sizes:
-            print(f"{size:,} interactions:", flush=True)
-            pickled = _prepare(size, args.work)
+            print(f"{size}:" if size == MOVIELENS else f"{size:,} interactions:", flush=True)
+            pickled = _prepare(size, args.work, args.data)
             for store, run in ((s, n) for s in stores for n in range(1, args.repeat + 1)):
                 r = _run_child(store, pickled, args.work, args.batch_size, args.writers, args)
                 r["run"] = run
