@@ -149,6 +149,28 @@ def test_a_create_batch_resolves_internal_ids_only_to_its_own_domain_and_labels(
     assert neo4j_store.counts("content").edges["INTERACTED"] == 0
 
 
+def test_create_queries_seek_their_endpoints_by_id_even_with_empty_labels(
+        neo4j_store, neo4j_driver, neo4j_server):
+    # Planned while the labels are empty (as right after a drop), a query with the label in
+    # its pattern chose an index seek on (domain) and filtered on id: a scan of the domain per
+    # endpoint. The CREATE queries must plan the seek by id and touch no index or scan.
+    from kg import cypher
+
+    def operators(plan: dict) -> list[str]:
+        return [plan["operatorType"].split("@")[0]] + [
+            op for child in plan.get("children", []) for op in operators(child)]
+
+    for rel, query in cypher.CREATE_RELS.items():
+        _, summary, _ = neo4j_driver.execute_query(
+            "EXPLAIN " + query.text, database_=neo4j_server.database,
+            parameters_={"domain": "nowhere", "sep": ",", "src": "0", "offsets": "0,1",
+                         "targets": "0", "dst": "0", "build": "b", "src_label": "X",
+                         "dst_label": "Y"})
+        ops = operators(summary.plan)
+        assert ops.count("NodeByIdSeek") == 2, (rel, ops)
+        assert not [op for op in ops if "Index" in op or "Scan" in op], (rel, ops)
+
+
 def test_nasty_strings_did_not_change_the_schema(neo4j_store, neo4j_driver, neo4j_server):
     from contracts import nasty_dataset
 
