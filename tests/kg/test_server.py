@@ -118,6 +118,16 @@ def test_status_reports_running(neo4j_server):
 
 
 @pytest.mark.neo4j
+def test_the_running_server_caps_its_transaction_logs(neo4j_server):
+    # The stock retention ("2 days") let repeated benchmark builds fill the disk.
+    with GraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth()) as driver:
+        records, _, _ = driver.execute_query(
+            "SHOW SETTINGS YIELD name, value WHERE name = $name RETURN value",
+            name="db.tx_log.rotation.retention_policy", database_="system")
+    assert [r["value"] for r in records] == ["1G size"]
+
+
+@pytest.mark.neo4j
 def test_browser_is_served(neo4j_server):
     with urllib.request.urlopen(neo4j_server.browser_url, timeout=10) as resp:
         html = resp.read().decode("utf-8")
