@@ -175,11 +175,13 @@ def mean_table(tables: list):
     return out
 
 
-def summary_row(fmt: str, table, timings, best: str | None = None, best_id: str | None = None) -> dict:
+def summary_row(fmt: str, table, timings, best: str | None = None, best_id: str | None = None,
+                diagnostics: dict | None = None) -> dict:
     """One line of the cross-dataset target summary.
 
     ``best`` / ``best_id`` fix the baselines compared against (default: the table's best
-    all-slice baseline and its best id-only model on warm users)."""
+    all-slice baseline and its best id-only model on warm users); ``diagnostics`` (from
+    :func:`gnn.evaluation.new_item_view`, per model) adds where the cold-item numbers come from."""
     import numpy as np
 
     def get(model, slice_, metric="ndcg@20"):
@@ -201,9 +203,22 @@ def summary_row(fmt: str, table, timings, best: str | None = None, best_id: str 
         row["cold-item recall ratio vs text"] = round(get("kgrec", "cold_item", "recall@20") / t, 3) if t else np.inf
         row["cold-user ndcg kgrec/pop/text"] = (f"{get('kgrec', 'cold_user'):.4f}/{get('popular', 'cold_user'):.4f}/"
                                                  f"{get('text', 'cold_user'):.4f}")
+    if diagnostics and {"kgrec", "text"} <= set(diagnostics):
+        k, t = diagnostics["kgrec"], diagnostics["text"]
+        row["list places on new items kgrec/text"] = f"{k['new_item_share']:.1%}/{t['new_item_share']:.1%}"
+        row["cold-item recall, new items only, kgrec/text"] = (f"{k['cold_item_recall_among_new']:.4f}/"
+                                                               f"{t['cold_item_recall_among_new']:.4f}")
     if "side_by_side" in timings:
         row["s/epoch ratio vs LightGCN"] = round(timings["side_by_side"]["ratio"], 2)
     return row
+
+
+def mean_diagnostics(per_seed: list[dict]) -> dict:
+    """The seeds' :func:`gnn.evaluation.new_item_view` numbers, averaged per model and number."""
+    import numpy as np
+
+    models = set.intersection(*(set(d) for d in per_seed)) if per_seed else set()
+    return {m: {k: float(np.mean([d[m][k] for d in per_seed])) for k in per_seed[0][m]} for m in models}
 
 
 def targets(table, timings) -> list[str]:
@@ -268,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-guard", type=float, default=0.98,
                         help="kgrec's blend keeps validation warm NDCG@20 at or above this share of the "
                              "tuned EASE's (the ComparisonConfig default)")
+    parser.add_argument("--validation-folds", type=int, default=1,
+                        help="validation splits every model's tuning averages over (early stopping uses "
+                             "the first)")
     parser.add_argument("--fresh", action="store_true", help="rebuild cached inputs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared boxes)")
     parser.add_argument("--prepare-only", action="store_true",
@@ -313,10 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs:
             kg_cfg = kg_cfg.model_copy(update={"epochs": args.epochs})
             lg_cfg = lg_cfg.model_copy(update={"epochs": args.epochs})
-        tables, seed_rows, first_timings = [], [], None
+        tables, seed_rows, first_timings, diags = [], [], None, []
         for si, seed in enumerate(seeds):
             cfg = ComparisonConfig(split=SplitConfig(seed=seed), kgrec=kg_cfg, lightgcn=lg_cfg,
-                                   warm_guard=args.warm_guard, ablations=() if args.no_ablations else
+                                   warm_guard=args.warm_guard, validation_folds=args.validation_folds,
+                                   ablations=() if args.no_ablations else
                                    (tuple(a.strip() for a in args.ablations.split(",") if a.strip())
                                     if args.ablations else ABLATIONS),
                                    # the epoch-time comparison does not depend on the split: once
@@ -345,14 +364,18 @@ def main(argv: list[str] | None = None) -> int:
                    for k, v in res.timings.items()}
             tail = [f"\nprepare {prep_s:.1f} s ({json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in info['timings'].items()})}); "
                     f"protocol run {run_s:.1f} s", f"timings: {json.dumps(tim)}",
-                    f"tuned: {json.dumps(res.tuned, default=str)}", "", "targets:"]
+                    f"tuned: {json.dumps(res.tuned, default=str)}",
+                    ("new items (share of list places; cold-item slice with only new items ranked): "
+                     + json.dumps({m: {k: round(v, 4) for k, v in d.items()} for m, d in res.diagnostics.items()})),
+                    "", "targets:"]
             tail += [f"- {line}" for line in targets(table, res.timings)]
             text = "\n".join([head, body, *tail, ""])
             print(text, flush=True)
             report.append(text)
             first_timings = first_timings or res.timings
             tables.append(table.assign(seed=seed))
-            seed_rows.append(summary_row(fmt, table, res.timings))
+            diags.append(res.diagnostics)
+            seed_rows.append(summary_row(fmt, table, res.timings, diagnostics=res.diagnostics))
             (args.out / "README.md").write_text("\n".join(report))
         if args.timing_only or not tables:
             continue
@@ -361,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         mean = mean_table(tables)
         mean.to_csv(args.out / f"{fmt}-mean.csv", index=False)
-        row = summary_row(f"{fmt} (mean of {len(seeds)} seeds)", mean, first_timings)
+        row = summary_row(f"{fmt} (mean of {len(seeds)} seeds)", mean, first_timings,
+                          diagnostics=mean_diagnostics(diags))
         # each seed against the same two baselines as the mean (the best on average)
         best, best_id = row["best baseline (all)"].split()[0], row.get("best id-only")
         own = [r["all ratio"] for r in seed_rows]       # each seed against its own best baseline

@@ -10,6 +10,8 @@ Tuning rule, identical for every model (the "budget"):
   the same ``epochs`` / ``eval_every`` / ``patience`` and batch size;
 * the chosen setting is refitted on the whole train part (iterative models for the epoch count
   validation chose) and evaluated once on test;
+* with ``validation_folds`` > 1, every choice above takes the mean of its validation NDCG@20
+  over that many validation splits of the train part (early stopping stays on the first);
 * kgrec's blend is chosen for validation all-slice NDCG@20 among the grid points that keep
   validation warm-slice NDCG@20 at least ``warm_guard`` × the tuned EASE's (the issue: "do not
   give warm users away"); the guard uses validation data only;
@@ -43,14 +45,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from gnn import baselines as B
-from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, evaluate_scores,
+from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, evaluate_scores, new_item_view,
                             split_interactions, validation_ndcg, with_train_edges)
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
                          SplitResidualScorer,
                          ResidualBlendScorer, evaluate_people, people_scores_from_embeddings, split_links)
-from gnn.training import TrainConfig, train_kgrec, train_lightgcn, tune_blend
+from gnn.training import TrainConfig, blend_grid, pick_blend, train_kgrec, train_lightgcn
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,11 @@ class ComparisonConfig(BaseModel):
     max_eval_users: int | None = Field(None, ge=1)
     """Evaluate (and tune on) a seeded uniform sample of at most this many test users, each
     still ranked against the whole catalogue (None: every test user). Training is unaffected."""
+    validation_folds: int = Field(1, ge=1)
+    """Validation splits drawn from the train part (:meth:`ProtocolSplit.validation` folds). Every
+    tuned choice (ItemKNN's k, EASE's λ, the text window, kgrec's blend) takes the mean of its
+    validation NDCG@20 over the folds; early stopping (LightGCN's and kgrec's epochs) uses the
+    first fold only, and kgrec is trained on the others for that many epochs."""
     timing_rounds: int = Field(3, ge=0)
     """Alternating one-epoch runs of PyG LightGCN and kgrec on the test-time train graph, for a
     side-by-side seconds-per-epoch comparison under the same machine load (median reported)."""
@@ -114,6 +121,8 @@ class ComparisonResult:
     split: dict
     tuned: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    """Per model (kgrec, text): :func:`gnn.evaluation.new_item_view` on the test split."""
 
 
 def _node_pos(data, node_type: str) -> np.ndarray | None:
@@ -198,7 +207,9 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     inter = Interactions.from_hetero(data).dedupe()
     split = split_interactions(inter, n_users, n_items, cfg.split)
-    val = split.validation().sample_test_users(cfg.max_eval_users, cfg.split.seed + 1)
+    folds = [split.validation(f).sample_test_users(cfg.max_eval_users, cfg.split.seed + 1 + 1000 * f)
+             for f in range(cfg.validation_folds)]
+    val = folds[0]
     summary = split.summary()
     split = split.sample_test_users(cfg.max_eval_users, cfg.split.seed)
     summary["evaluated_users"] = int(len(np.unique(split.test.user)))
@@ -208,9 +219,16 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     links, test_links = _follow_links(data, cfg)
     log.info("split: %s", summary)
     test_ctx = _Context(data, split, links, item_pos, user_pos)
-    val_ctx = _Context(data, val, links, item_pos, user_pos)
+    val_ctxs = [_Context(data, v, links, item_pos, user_pos) for v in folds]
+    val_ctx = val_ctxs[0]
 
-    frames, tuned, timings = [], {}, {}
+    def on_val(scorers: list, slice_name: str = "all") -> float:
+        """Mean validation NDCG@20 over the folds, ``scorers[f]`` fitted on fold f's train part."""
+        return float(np.mean([validation_ndcg(c.with_pop(s), c.split, slice_name)
+                              for c, s in zip(val_ctxs, scorers)]))
+
+    frames, tuned, timings, diagnostics = [], {}, {}, {}
+    new_test = ~np.isin(np.arange(n_items), test_ctx.train.item)
     x_item = features.x_item if features is not None else None
     text_kw = {}
     if features is not None:
@@ -235,8 +253,8 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     if "itemknn" in cfg.baselines:
         t0 = time.perf_counter()
         grid = B.ITEMKNN_GRID[:B.TUNING_BUDGET]
-        widest = B.ItemKNNScorer(val_ctx.train, n_users, n_items, max(grid))     # truncated per k
-        vals = {k: validation_ndcg(val_ctx.with_pop(widest.with_k(k)), val) for k in grid}
+        widest = [B.ItemKNNScorer(c.train, n_users, n_items, max(grid)) for c in val_ctxs]     # truncated per k
+        vals = {k: on_val([w.with_k(k) for w in widest]) for k in grid}
         best_k = max(vals, key=vals.get)
         tuned["itemknn"] = {"k": best_k, "val": vals}
         t1 = time.perf_counter()
@@ -246,14 +264,15 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     # ---- EASE (also kgrec's residual)
     # tuned even when the EASE row is not requested: kgrec's residual uses the same λ
     t0 = time.perf_counter()
-    vals, ease_by_lam = {}, {}
+    vals, ease_vals = {}, None
     for lam in B.EASE_GRID[:B.TUNING_BUDGET]:
-        ease_by_lam[lam] = B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)
-        vals[lam] = validation_ndcg(val_ctx.with_pop(ease_by_lam[lam]), val)
+        fits = [B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs]
+        vals[lam] = on_val(fits)
+        if vals[lam] == max(vals.values()):       # keep only the best so far (dense item × item)
+            ease_vals = fits
+        del fits
     best_lam = max(vals, key=vals.get)
     tuned["ease"] = {"lambda": best_lam, "val": vals, "max_items": cfg.ease_max_items}
-    ease_val = ease_by_lam[best_lam]
-    del ease_by_lam
     t1 = time.perf_counter()
     ease_test = B.EASEScorer(test_ctx.train, n_users, n_items, best_lam, cfg.ease_max_items)
     timings["ease"] = {"tune_s": t1 - t0, "fit_s": time.perf_counter() - t1}
@@ -275,25 +294,26 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         add("lightgcn", test_ctx.with_pop(m.scorer()), test_ctx)
 
     # ---- text-only
-    text_val = text_test = None
+    text_vals, text_test = [None] * len(folds), None
     if x_item is not None:
         t0 = time.perf_counter()
         vals = {}
         for recent in B.TEXT_GRID[:B.TUNING_BUDGET]:
-            s = B.TextSimilarityScorer(x_item, val_ctx.train, n_users, recent=recent, **text_kw)
-            vals[recent] = validation_ndcg(val_ctx.with_pop(s), val)
+            vals[recent] = on_val([B.TextSimilarityScorer(x_item, c.train, n_users, recent=recent, **text_kw)
+                                   for c in val_ctxs])
         best_recent = max(vals, key=lambda r: vals[r])
         tuned["text"] = {"recent": best_recent, "val": {str(k): v for k, v in vals.items()}}
-        text_val = B.TextSimilarityScorer(x_item, val_ctx.train, n_users, recent=best_recent, **text_kw)
+        text_vals = [B.TextSimilarityScorer(x_item, c.train, n_users, recent=best_recent, **text_kw)
+                     for c in val_ctxs]
         text_test = B.TextSimilarityScorer(x_item, test_ctx.train, n_users, recent=best_recent, **text_kw)
         timings["text"] = {"tune_s": time.perf_counter() - t0}
         if "text" in cfg.baselines:
             add("text", test_ctx.with_pop(text_test), test_ctx)
+            diagnostics["text"] = new_item_view(test_ctx.with_pop(text_test), split, new_test)
 
     # ---- kgrec and ablations
     has_text_item = features.has_text_item if features is not None else None
-    new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
-    new_test = ~np.isin(np.arange(n_items), test_ctx.train.item)
+    new_vals = [~np.isin(np.arange(n_items), c.train.item) for c in val_ctxs]
 
     def residuals(ease, new, opts: dict, text) -> dict:
         return residual_candidates(ease, new, x_item, has_text_item, text, cfg, opts)
@@ -316,26 +336,32 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         variants[f"kgrec-{a}"] = ab[a]
     min_warm = None
     if cfg.warm_guard is not None:
-        min_warm = cfg.warm_guard * validation_ndcg(val_ctx.with_pop(ease_val), val, "warm")
+        min_warm = cfg.warm_guard * on_val(ease_vals, "warm")
         tuned["warm_guard"] = {"share": cfg.warm_guard, "min_val_warm_ndcg": min_warm}
     fitted: dict[str, tuple] = {}
     for name, (tcfg, opts) in variants.items():
         t0 = time.perf_counter()
         key = tcfg.model_dump_json()
-        text_layer_val = text_val if opts["text_layer"] else None
+        text_layer_val = text_vals[0] if opts["text_layer"] else None
         text_layer_test = text_test if opts["text_layer"] else None
         if key not in fitted:
             # early stopping sees the model as it serves: behind its cold-start fallback
             m_val = train_kgrec(val_ctx.graph, features, tcfg,
                                 validate=lambda s: validation_ndcg(val_ctx.kgrec_chain(s, text_layer_val), val))
+            m_vals = [m_val] + [train_kgrec(c.graph, features, tcfg, epochs=m_val.history.best_epoch)
+                                for c in val_ctxs[1:]]
             t1 = time.perf_counter()
             m_test = train_kgrec(test_ctx.graph, features, tcfg, epochs=m_val.history.best_epoch)
-            fitted[key] = (m_val, m_test, t1 - t0, time.perf_counter() - t1)
-        m_val, m_test, tune_s, fit_s = fitted[key]
+            fitted[key] = (m_vals, m_test, t1 - t0, time.perf_counter() - t1)
+        m_vals, m_test, tune_s, fit_s = fitted[key]
+        m_val = m_vals[0]
         t2 = time.perf_counter()
-        label, beta, shift, slots, table = tune_blend(
-            m_val.scorer(), residuals(ease_val, new_val, opts, text_val), val, cfg.blend_betas,
-            cfg.blend_shifts, new_items=new_val, min_warm=min_warm, slots=cfg.blend_slots)
+        grids = [blend_grid(m.scorer(), residuals(e, nv, opts, tv), c.split, cfg.blend_betas, cfg.blend_shifts,
+                            new_items=nv, slots=cfg.blend_slots, with_warm=min_warm is not None)
+                 for m, e, nv, tv, c in zip(m_vals, ease_vals, new_vals, text_vals, val_ctxs)]
+        table = {k: float(np.mean([g[0][k] for g in grids])) for k in grids[0][0]}
+        warm = {k: float(np.mean([g[1][k] for g in grids])) for k in grids[0][0]} if min_warm is not None else None
+        label, beta, shift, slots = pick_blend(table, warm, min_warm)
         blend_s = time.perf_counter() - t2
         res_test = residuals(ease_test, new_test, opts, text_test)[label]
         primary = ResidualBlendScorer(m_test.scorer(), res_test, beta, new_test, shift, slots,
@@ -343,8 +369,11 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         chain = test_ctx.kgrec_chain(primary, text_layer_test)
         tuned[name] = {"epochs": m_val.history.best_epoch, "val_gnn": m_val.history.best_val,
                        "residual": label, "beta": beta, "shift": shift, "slots": slots,
-                       "val_blend": table[(label, beta, shift, slots)], "grid_points": len(table)}
+                       "val_blend": table[(label, beta, shift, slots)], "grid_points": len(table),
+                       "validation_folds": len(folds)}
         add(name, chain, test_ctx)
+        if name == "kgrec":
+            diagnostics[name] = new_item_view(chain, split, new_test)
         timings[name] = {"tune_s": tune_s, "fit_s": fit_s, "blend_tune_s": blend_s,
                          "s_per_epoch": m_test.history.seconds_per_epoch,
                          "epochs": m_test.history.epochs_run, "total_s": time.perf_counter() - t0}
@@ -357,8 +386,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
 
     # ---- reference (not a baseline): EASE with the recency weighting kgrec's residual uses
     if cfg.reference_rows and "ease" in cfg.baselines:
-        vals = {h: validation_ndcg(val_ctx.with_pop(ease_val.with_recency(h)), val)
-                for h in cfg.recency_half_lives[:B.TUNING_BUDGET]}
+        vals = {h: on_val([e.with_recency(h) for e in ease_vals]) for h in cfg.recency_half_lives[:B.TUNING_BUDGET]}
         h = max(vals, key=vals.get)
         tuned["ref:ease+recency"] = {"half_life": h, "val": {str(k): v for k, v in vals.items()}}
         add("ref:ease+recency", test_ctx.with_pop(ease_test.with_recency(h)), test_ctx)
@@ -367,7 +395,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         timings["side_by_side"] = time_epochs(test_ctx, features, cfg, cfg.timing_rounds)
     table = pd.concat(frames, ignore_index=True)
     return ComparisonResult(table, summary | {"val_" + k: v for k, v in val.summary().items()},
-                            tuned, timings)
+                            tuned, timings, diagnostics)
 
 
 def _follow_links(data, cfg: ComparisonConfig) -> tuple[np.ndarray | None, np.ndarray | None]:

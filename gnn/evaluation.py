@@ -184,9 +184,13 @@ class ProtocolSplit:
         code[np.isin(self.test.user, self.cold_users)] = COLD_USER
         return code
 
-    def validation(self) -> ProtocolSplit:
-        """The same protocol applied to the train part (seed + 1): fit / validation pairs."""
-        cfg = self.config.model_copy(update={"seed": self.config.seed + 1})
+    def validation(self, fold: int = 0) -> ProtocolSplit:
+        """The same protocol applied to the train part (seed + 1): fit / validation pairs.
+
+        ``fold`` > 0 draws another validation split of the same train part (seed
+        ``seed + 1 + 1000 * fold``), for tuning on the mean of several.
+        """
+        cfg = self.config.model_copy(update={"seed": self.config.seed + 1 + 1000 * fold})
         return split_interactions(self.train, self.n_users, self.n_items, cfg)
 
     def train_matrix(self) -> sp.csr_matrix:
@@ -424,6 +428,39 @@ def evaluate_scores(score_fn: ScoreFn, split: ProtocolSplit, model: str,
     rows = slice_metrics(ranked, split.n_items)
     return pd.DataFrame([{"model": model} | r for r in rows],
                         columns=["model", "slice", "users", *METRIC_COLUMNS])
+
+
+def new_item_view(score_fn: ScoreFn, split: ProtocolSplit, new_items: np.ndarray,
+                  batch_size: int = 256) -> dict[str, float]:
+    """Where a model's cold-item numbers come from: how much of its lists it gives to new items,
+    and how well it orders the new items among themselves.
+
+    Args:
+        score_fn: the model, as :func:`evaluate_scores` takes it.
+        split: the evaluation split.
+        new_items: bool ``[n_items]``: items without pairs in ``split.train`` (cold items among them).
+
+    Returns:
+        ``new_item_share``: the share of the places in the evaluated users' top-k lists that hold
+        a new item; ``cold_item_recall_among_new`` / ``cold_item_ndcg_among_new``: the
+        ``cold_item`` slice's Recall@k and NDCG@k when only the new items are ranked (every other
+        item unscored), which isolates the ordering from the share.
+    """
+    new_items = np.asarray(new_items, bool)
+    ranked = rank_test_pairs(score_fn, split, batch_size=batch_size)
+    valid = ranked.topk >= 0
+    on_new = new_items[np.where(valid, ranked.topk, 0)] & valid
+    share = float(on_new.sum() / max(int(valid.sum()), 1))
+
+    def only_new(users):
+        s = np.array(score_fn(users), dtype=np.float64)
+        s[:, ~new_items] = np.nan
+        return s
+
+    rows = {r["slice"]: r for r in slice_metrics(rank_test_pairs(only_new, split, batch_size=batch_size), split.n_items)}
+    ci = rows["cold_item"]
+    return {"new_item_share": share, "cold_item_recall_among_new": float(ci["recall@20"]),
+            "cold_item_ndcg_among_new": float(ci["ndcg@20"])}
 
 
 def validation_ndcg(score_fn: ScoreFn, split: ProtocolSplit, slice_name: str = "all",

@@ -27,7 +27,7 @@ from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import ColdStartFallback, ResidualBlendScorer, recommend_all
-from gnn.training import KGRecModel, train_kgrec, tune_blend
+from gnn.training import KGRecModel, blend_grid, pick_blend, train_kgrec
 
 log = logging.getLogger(__name__)
 
@@ -123,36 +123,47 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
         return _refit(data, features, cfg, settings)
     full_ctx = _full_context(data, cfg)
     n_users, n_items = full_ctx.n_users, full_ctx.n_items
-    val = full_ctx.split.validation()
-    val_ctx = _Context(data, val, full_ctx.links, _node_pos(data, "item"), _node_pos(data, "user"))
+    item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
+    val_ctxs = [_Context(data, full_ctx.split.validation(f), full_ctx.links, item_pos, user_pos)
+                for f in range(cfg.validation_folds)]
+    val_ctx, val = val_ctxs[0], val_ctxs[0].split
     tuned: dict = {}
 
-    vals = {lam: validation_ndcg(val_ctx.with_pop(B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)), val)
+    def on_val(scorers: list, slice_name: str = "all") -> float:
+        return float(np.mean([validation_ndcg(c.with_pop(s), c.split, slice_name) for c, s in zip(val_ctxs, scorers)]))
+
+    vals = {lam: on_val([B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs])
             for lam in B.EASE_GRID[:B.TUNING_BUDGET]}
     lam = max(vals, key=vals.get)
     tuned["ease_lambda"] = lam
-    text_val = text_full = None
+    text_vals, text_full = [None] * len(val_ctxs), None
     x_item = has_text_item = None
     if features is not None:
         x_item, has_text_item = features.x_item, features.has_text_item
         kw = dict(x_user=features.x_user, has_text_user=features.has_text_user, has_text_item=has_text_item)
-        tv = {r: validation_ndcg(val_ctx.with_pop(B.TextSimilarityScorer(x_item, val_ctx.train, n_users, recent=r, **kw)), val)
+        tv = {r: on_val([B.TextSimilarityScorer(x_item, c.train, n_users, recent=r, **kw) for c in val_ctxs])
               for r in B.TEXT_GRID[:B.TUNING_BUDGET]}
         recent = max(tv, key=tv.get)
         tuned["text_recent"] = recent
-        text_val = B.TextSimilarityScorer(x_item, val_ctx.train, n_users, recent=recent, **kw)
+        text_vals = [B.TextSimilarityScorer(x_item, c.train, n_users, recent=recent, **kw) for c in val_ctxs]
         text_full = B.TextSimilarityScorer(x_item, full_ctx.train, n_users, recent=recent, **kw)
 
     m_val = train_kgrec(val_ctx.graph, features, cfg.kgrec,
-                        validate=lambda s: validation_ndcg(val_ctx.kgrec_chain(s, text_val), val))
+                        validate=lambda s: validation_ndcg(val_ctx.kgrec_chain(s, text_vals[0]), val))
     tuned["epochs"] = m_val.history.best_epoch
-    new_val = ~np.isin(np.arange(n_items), val_ctx.train.item)
-    ease_val = B.EASEScorer(val_ctx.train, n_users, n_items, lam, cfg.ease_max_items)
-    min_warm = (cfg.warm_guard * validation_ndcg(val_ctx.with_pop(ease_val), val, "warm")
-                if cfg.warm_guard is not None else None)
-    label, beta, shift, slots, table = tune_blend(
-        m_val.scorer(), residual_candidates(ease_val, new_val, x_item, has_text_item, text_val, cfg, FULL_MODEL),
-        val, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, min_warm=min_warm, slots=cfg.blend_slots)
+    m_vals = [m_val] + [train_kgrec(c.graph, features, cfg.kgrec, epochs=m_val.history.best_epoch)
+                        for c in val_ctxs[1:]]
+    ease_vals = [B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs]
+    min_warm = cfg.warm_guard * on_val(ease_vals, "warm") if cfg.warm_guard is not None else None
+    grids = []
+    for m, e, tv, c in zip(m_vals, ease_vals, text_vals, val_ctxs):
+        new_val = ~np.isin(np.arange(n_items), c.train.item)
+        grids.append(blend_grid(m.scorer(), residual_candidates(e, new_val, x_item, has_text_item, tv, cfg, FULL_MODEL),
+                                c.split, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, slots=cfg.blend_slots,
+                                with_warm=min_warm is not None))
+    table = {k: float(np.mean([g[0][k] for g in grids])) for k in grids[0][0]}
+    warm = {k: float(np.mean([g[1][k] for g in grids])) for k in grids[0][0]} if min_warm is not None else None
+    label, beta, shift, slots = pick_blend(table, warm, min_warm)
     tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)])
     log.info("recommender tuned on validation: %s", tuned)
     return _final_fit(full_ctx, features, cfg, tuned, text_full)

@@ -532,8 +532,8 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
     """Choose the residual, its weight, the new-item shift and the new-item slots of a
     :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
 
-    The standardised parts are computed once per validation user and residual, and reused for
-    every grid point, so the grid costs top-k selections, not model evaluations.
+    :func:`blend_grid` scores the grid and :func:`pick_blend` chooses from it; with several
+    validation folds, call those two and average the tables in between.
 
     Args:
         primary: the GNN scorer (fitted on the validation split's train part).
@@ -552,6 +552,32 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
         ``(label, beta, shift, slots, table)`` with ``table`` mapping every grid point
         ``(label, beta, shift, slots)`` to its all-slice NDCG. Ties go to the smaller weight,
         the shift nearer 0 and the fewer slots.
+    """
+    table, warm = blend_grid(primary, residuals, val_split, betas, shifts, new_items, slots,
+                             with_warm=min_warm is not None)
+    return (*pick_blend(table, warm, min_warm), table)
+
+
+def pick_blend(table: dict, warm: dict | None, min_warm: float | None) -> tuple:
+    """The grid point ``(label, beta, shift, slots)`` of highest all-slice NDCG among those whose
+    warm NDCG reaches ``min_warm`` (all of them when None; the best warm point when none does).
+    Ties go to the smaller weight, the shift nearer 0 and the fewer slots."""
+    eligible = [k for k in table if min_warm is None or warm[k] >= min_warm]
+    if eligible:
+        return max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2]), -k[3]))
+    return max(table, key=lambda k: (warm[k], table[k]))
+
+
+def blend_grid(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0), shifts=(0.0,),
+               new_items: np.ndarray | None = None, slots=(0,), with_warm: bool = False) -> tuple[dict, dict | None]:
+    """Validation NDCG@20 of every blend grid point (see :func:`tune_blend` for the arguments).
+
+    The standardised parts are computed once per validation user and residual, and reused for
+    every grid point, so the grid costs top-k selections, not model evaluations.
+
+    Returns:
+        ``(table, warm)``: all-slice and (with ``with_warm``, else None) warm-slice NDCG@20 by
+        grid point ``(label, beta, shift, slots)``.
     """
     from gnn.evaluation import validation_ndcgs
     from gnn.scoring import ResidualBlendScorer
@@ -580,14 +606,9 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
                         rows = row_of[ub]
                         return blend.combine(p[rows].astype(np.float64), r[rows].astype(np.float64), beta, shift,
                                              n_slots, ub)
-                    got = validation_ndcgs(fn, val_split, ("all", "warm") if min_warm is not None else ("all",))
+                    got = validation_ndcgs(fn, val_split, ("all", "warm") if with_warm else ("all",))
                     key = (label, beta, shift, n_slots)
                     table[key] = got["all"]
-                    if min_warm is not None:
+                    if with_warm:
                         warm[key] = got["warm"]
-    eligible = [k for k in table if min_warm is None or warm[k] >= min_warm]
-    if eligible:
-        best = max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2]), -k[3]))
-    else:
-        best = max(table, key=lambda k: (warm[k], table[k]))
-    return best[0], best[1], best[2], best[3], table
+    return table, (warm if with_warm else None)

@@ -96,6 +96,9 @@ def test_fit_recommender_publishes_k_unseen_rows_for_every_user_with_reasons():
     assert not np.asarray(seen[recs.user_idx.to_numpy(), recs.item_idx.to_numpy()]).any()
     assert set(recs["reason"]) <= {"gnn", "text", "friends", "nearby", "popular"}
     assert {"ease_lambda", "epochs", "beta", "shift", "residual"} <= set(rec.tuned)
+    two = fit_recommender(data, features, ComparisonConfig(kgrec=quick, blend_betas=(1.0,), blend_shifts=(0.0,),
+                                                           validation_folds=2))
+    assert two.recommend(k=10).groupby("user_idx").size().reindex(range(60)).eq(10).all()
 
 
 def test_a_sampled_evaluation_ranks_fewer_users_against_the_whole_catalogue():
@@ -107,6 +110,37 @@ def test_a_sampled_evaluation_ranks_fewer_users_against_the_whole_catalogue():
     assert r.split["evaluated_users"] == 40 and r.split["evaluated_pairs"] < r.split["test"]
     t = r.table.set_index(["model", "slice"])
     assert t.loc[("kgrec", "all"), "users"] == 40 and t.loc[("popular", "all"), "users"] == 40
+
+
+def test_several_validation_folds_tune_every_model_on_the_mean(result):
+    """Each tuned number is the mean over independently drawn validation splits, the same rule
+    for the baselines and for kgrec's blend."""
+    from gnn import baselines as B
+    from gnn.comparison import _Context
+    from gnn.evaluation import Interactions, split_interactions, validation_ndcg
+
+    data, features = planted_graph()
+    quick = TrainConfig(dim=16, epochs=2, eval_every=2, batch_size=256, num_negatives=32, device="cpu")
+    cfg = ComparisonConfig(kgrec=quick, baselines=("popular", "ease", "text"), ablations=(), reference_rows=False,
+                           timing_rounds=0, blend_betas=(0.5, 2.0), blend_shifts=(0.0,), validation_folds=2)
+    r = compare_models(data, features, cfg)
+    n_users, n_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    split = split_interactions(Interactions.from_hetero(data).dedupe(), n_users, n_items, cfg.split)
+    per_fold = []
+    for f in (0, 1):
+        ctx = _Context(data, split.validation(f), None, None, None)
+        ease = B.EASEScorer(ctx.train, n_users, n_items, r.tuned["ease"]["lambda"], cfg.ease_max_items)
+        per_fold.append(validation_ndcg(ctx.with_pop(ease), ctx.split))
+    assert per_fold[0] != per_fold[1]
+    assert r.tuned["ease"]["val"][r.tuned["ease"]["lambda"]] == pytest.approx(np.mean(per_fold))
+    # 3 half-lives × (new items by transfer or by text) × 2 weights, one mean each
+    assert r.tuned["kgrec"]["validation_folds"] == 2 and r.tuned["kgrec"]["grid_points"] == 12
+    # the one-fold run of the module fixture reports where its cold-item numbers come from
+    for m in ("kgrec", "text"):
+        d = result.diagnostics[m]
+        assert 0.0 <= d["new_item_share"] <= 1.0 and 0.0 <= d["cold_item_recall_among_new"] <= 1.0
+    t = result.table.set_index(["model", "slice"])
+    assert result.diagnostics["kgrec"]["cold_item_recall_among_new"] >= t.loc[("kgrec", "cold_item"), "recall@20"]
 
 
 def test_a_refit_with_the_tuned_settings_publishes_the_same_lists():

@@ -83,6 +83,43 @@ def test_same_seed_same_split_and_validation_is_carved_from_train(random_log):
     assert not np.isin(val.train.item, val.cold_items).any()
 
 
+def test_validation_folds_are_other_draws_from_the_same_train_part(random_log):
+    log, n_users, n_items = random_log
+    a = split_interactions(log, n_users, n_items)
+    first, again, other = a.validation(), a.validation(0), a.validation(1)
+    assert np.array_equal(first.cold_items, again.cold_items) and np.array_equal(first.test.item, again.test.item)
+    assert not np.array_equal(first.cold_items, other.cold_items)
+    assert other.config.seed == a.config.seed + 1001
+    for v in (first, other):
+        assert len(v.train) + len(v.test) == len(a.train)
+        both = np.r_[v.train.user * n_items + v.train.item, v.test.user * n_items + v.test.item]
+        assert np.array_equal(np.sort(both), np.sort(a.train.user * n_items + a.train.item))
+
+
+def test_new_item_view_separates_the_list_share_from_the_order_among_new_items():
+    from gnn.evaluation import ProtocolSplit, new_item_view
+
+    # items 0-3 have train pairs; 4-7 are new, 6 and 7 are cold items that users 0 and 1 took
+    train_u, train_i = [0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 2, 2, 3, 3, 0]
+    log = Interactions.from_arrays(train_u + [0, 1, 2, 3, 3], train_i + [6, 7, 6, 7, 6],
+                                   ts=[0] * 8 + [1] * 5)
+    split = ProtocolSplit(4, 8, log.select(log.ts == 0), log.select(log.ts == 1), np.empty(0, np.int64),
+                          np.array([6, 7]), SplitConfig(k=2))
+    new = ~np.isin(np.arange(8), split.train.item)
+    assert new.tolist() == [False] * 4 + [True] * 4
+
+    def warm_first(users):   # every warm item above every new item; among new: 7, 6, 5, 4
+        return np.tile(np.array([9.0, 8.0, 7.0, 6.0, 1.0, 2.0, 3.0, 4.0]), (len(users), 1))
+
+    view = new_item_view(warm_first, split, new)
+    # lists of 2 from the unseen items: each user has 2 unseen warm items, so no new item is shown
+    assert view["new_item_share"] == 0.0
+    # among new items only, the top 2 are 7 and 6: every cold pair is found
+    assert view["cold_item_recall_among_new"] == pytest.approx(1.0)
+    row = evaluate_scores(warm_first, split, "m").set_index("slice").loc["cold_item"]
+    assert row["recall@20"] == 0.0
+
+
 def test_oracle_scores_are_perfect_and_metrics_exact():
     # user 0: one test item (3); user 1: two test items (0, 4); 6 items, train items excluded
     split = split_interactions(Interactions.from_arrays([0, 0, 1, 1, 1], [1, 3, 2, 0, 4], ts=[0, 1, 0, 1, 2]),
