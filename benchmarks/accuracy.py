@@ -286,9 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-folds", type=int, default=1,
                         help="validation splits every model's tuning averages over (early stopping uses "
                              "the first)")
-    parser.add_argument("--blend-tilts", default=None,
-                        help="comma-separated weights of the users' history novelty in kgrec's new-item "
-                             "shift, tried on validation (default: the ComparisonConfig default)")
     parser.add_argument("--fresh", action="store_true", help="rebuild cached inputs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared boxes)")
     parser.add_argument("--prepare-only", action="store_true",
@@ -338,8 +335,6 @@ def main(argv: list[str] | None = None) -> int:
         for si, seed in enumerate(seeds):
             cfg = ComparisonConfig(split=SplitConfig(seed=seed), kgrec=kg_cfg, lightgcn=lg_cfg,
                                    warm_guard=args.warm_guard, validation_folds=args.validation_folds,
-                                   **({"blend_tilts": tuple(float(x) for x in args.blend_tilts.split(","))}
-                                      if args.blend_tilts else {}),
                                    ablations=() if args.no_ablations else
                                    (tuple(a.strip() for a in args.ablations.split(",") if a.strip())
                                     if args.ablations else ABLATIONS),

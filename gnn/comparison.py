@@ -50,7 +50,7 @@ from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, evaluate_s
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
-                         SplitResidualScorer, history_novelty,
+                         SplitResidualScorer,
                          ResidualBlendScorer, evaluate_people, people_scores_from_embeddings, split_links)
 from gnn.training import TrainConfig, blend_grid, mean_grids, pick_blend, train_kgrec, train_lightgcn
 
@@ -90,9 +90,6 @@ class ComparisonConfig(BaseModel):
     (0, 2, 4, 6, 8), they lifted cold-item recall on Amazon (0.034 → 0.091) and YFCC
     (0.54 → 0.74) but cost warm NDCG on test (×0.988 → ×0.950 and ×0.995 → ×0.974 of
     EASE), and MovieLens' validation chose none."""
-    blend_tilts: tuple[float, ...] = (0.0,)
-    """Weights of the user's :func:`gnn.scoring.history_novelty` in kgrec's new-item shift, tried
-    on validation (0: the same shift for every user)."""
     recency_half_lives: tuple[float | None, ...] = (None, 5.0, 20.0)
     """History half-lives (in items) tried for kgrec's residual; None = unweighted history."""
     transfer_k: int = Field(10, ge=1)
@@ -360,20 +357,18 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         m_val = m_vals[0]
         t2 = time.perf_counter()
         grids = [blend_grid(m.scorer(), residuals(e, nv, opts, tv), c.split, cfg.blend_betas, cfg.blend_shifts,
-                            new_items=nv, slots=cfg.blend_slots, with_warm=min_warm is not None,
-                            tilts=cfg.blend_tilts, user_tilt=history_novelty(c.matrix))
+                            new_items=nv, slots=cfg.blend_slots, with_warm=min_warm is not None)
                  for m, e, nv, tv, c in zip(m_vals, ease_vals, new_vals, text_vals, val_ctxs)]
         table, warm = mean_grids(grids)
-        label, beta, shift, slots, tilt = pick_blend(table, warm, min_warm)
+        label, beta, shift, slots = pick_blend(table, warm, min_warm)
         blend_s = time.perf_counter() - t2
         res_test = residuals(ease_test, new_test, opts, text_test)[label]
         primary = ResidualBlendScorer(m_test.scorer(), res_test, beta, new_test, shift, slots,
-                                      list_k=cfg.split.k, seen=test_ctx.matrix,
-                                      user_tilt=history_novelty(test_ctx.matrix), tilt=tilt)
+                                      list_k=cfg.split.k, seen=test_ctx.matrix)
         chain = test_ctx.kgrec_chain(primary, text_layer_test)
         tuned[name] = {"epochs": m_val.history.best_epoch, "val_gnn": m_val.history.best_val,
-                       "residual": label, "beta": beta, "shift": shift, "slots": slots, "tilt": tilt,
-                       "val_blend": table[(label, beta, shift, slots, tilt)], "grid_points": len(table),
+                       "residual": label, "beta": beta, "shift": shift, "slots": slots,
+                       "val_blend": table[(label, beta, shift, slots)], "grid_points": len(table),
                        "validation_folds": len(folds)}
         add(name, chain, test_ctx)
         if name == "kgrec":

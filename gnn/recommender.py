@@ -26,7 +26,7 @@ from gnn.comparison import FULL_MODEL, ComparisonConfig, _Context, _node_pos, re
 from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
-from gnn.scoring import ColdStartFallback, ResidualBlendScorer, history_novelty, recommend_all
+from gnn.scoring import ColdStartFallback, ResidualBlendScorer, recommend_all
 from gnn.training import KGRecModel, blend_grid, mean_grids, pick_blend, train_kgrec
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,9 @@ class Recommender:
         return folder
 
 
-SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift", "slots", "tilt")
+SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift", "slots")
 """What :func:`fit_recommender` chooses on validation, and what ``settings`` may hand it instead
-(``slots`` and ``tilt`` may be left out: no places reserved for new items and the same shift
-for every user, as before they existed)."""
+(``slots`` may be left out: no places reserved for new items, as before it existed)."""
 
 
 def settings_from_evaluation(tuned: dict) -> dict:
@@ -98,7 +97,7 @@ def settings_from_evaluation(tuned: dict) -> dict:
     kg = tuned["kgrec"]
     out = {"ease_lambda": float(tuned["ease"]["lambda"]), "epochs": int(kg["epochs"]),
            "residual": kg["residual"], "beta": float(kg["beta"]), "shift": float(kg["shift"]),
-           "slots": int(kg.get("slots", 0)), "tilt": float(kg.get("tilt", 0.0))}
+           "slots": int(kg.get("slots", 0))}
     if "text" in tuned:
         out["text_recent"] = tuned["text"]["recent"]
     return out
@@ -161,12 +160,10 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
         new_val = ~np.isin(np.arange(n_items), c.train.item)
         grids.append(blend_grid(m.scorer(), residual_candidates(e, new_val, x_item, has_text_item, tv, cfg, FULL_MODEL),
                                 c.split, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, slots=cfg.blend_slots,
-                                with_warm=min_warm is not None, tilts=cfg.blend_tilts,
-                                user_tilt=history_novelty(c.matrix)))
+                                with_warm=min_warm is not None))
     table, warm = mean_grids(grids)
-    label, beta, shift, slots, tilt = pick_blend(table, warm, min_warm)
-    tuned.update(residual=label, beta=beta, shift=shift, slots=slots, tilt=tilt,
-                 val_ndcg=table[(label, beta, shift, slots, tilt)])
+    label, beta, shift, slots = pick_blend(table, warm, min_warm)
+    tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)])
     log.info("recommender tuned on validation: %s", tuned)
     return _final_fit(full_ctx, features, cfg, tuned, text_full)
 
@@ -182,7 +179,7 @@ def _full_context(data, cfg: ComparisonConfig) -> _Context:
 
 def _refit(data, features: NodeFeatures | None, cfg: ComparisonConfig, settings: dict) -> Recommender:
     """Refit on all interactions with choices made elsewhere (the evaluation's, usually)."""
-    missing = [k for k in SETTINGS if k not in settings and k not in ("slots", "tilt")
+    missing = [k for k in SETTINGS if k not in settings and k != "slots"
                and not (k == "text_recent" and features is None)]
     if missing:
         raise ValueError(f"fit_recommender: settings lack {missing}; expected {list(SETTINGS)}")
@@ -208,6 +205,5 @@ def _final_fit(full_ctx: _Context, features: NodeFeatures | None, cfg: Compariso
     residual = residual_candidates(ease_full, new_full, x_item, has_text_item, text_full, cfg,
                                    FULL_MODEL)[tuned["residual"]]
     primary = ResidualBlendScorer(model.scorer(), residual, float(tuned["beta"]), new_full, float(tuned["shift"]),
-                                  int(tuned.get("slots", 0)), list_k=cfg.split.k, seen=full_ctx.matrix,
-                                  user_tilt=history_novelty(full_ctx.matrix), tilt=float(tuned.get("tilt", 0.0)))
+                                  int(tuned.get("slots", 0)), list_k=cfg.split.k, seen=full_ctx.matrix)
     return Recommender(full_ctx.kgrec_chain(primary, text_full), full_ctx.matrix, model, tuned)

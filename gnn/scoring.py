@@ -182,15 +182,13 @@ class FusedScorer(IndexScorer):
 class ResidualBlendScorer(IndexScorer):
     """A primary scorer plus a weighted residual scorer, both standardised per user.
 
-    ``score = z(primary) + beta · z(residual) + (new_item_shift + tilt · user_tilt[u]) · [item has
-    no train interactions]`` where ``z`` standardises a user's row over the items it scored and
-    ``user_tilt`` is a per-user number (e.g. :func:`history_novelty`): with ``tilt`` > 0, users
-    whose histories lie off the mainstream see more new items and the others fewer. Cells the residual cannot
+    ``score = z(primary) + beta · z(residual) + new_item_shift · [item has no train interactions]``
+    where ``z`` standardises a user's row over the items it scored. Cells the residual cannot
     score (new items, users without history) contribute 0 from it; cells the primary cannot
     score stay NaN. With ``new_item_slots`` > 0 the rows are then re-ordered by
     :func:`reserve_new_item_slots`: the last ``new_item_slots`` places of each top-``list_k``
     list go to the user's best new items (by that score) that did not reach the list on
-    their own. ``beta``, ``new_item_shift``, ``tilt`` and ``new_item_slots`` are chosen on validation
+    their own. ``beta``, ``new_item_shift`` and ``new_item_slots`` are chosen on validation
     (:func:`gnn.training.tune_blend`).
 
     Args:
@@ -202,11 +200,8 @@ class ResidualBlendScorer(IndexScorer):
 
     def __init__(self, primary: Scorer, residual: Scorer | None, beta: float = 0.0,
                  new_items: np.ndarray | None = None, new_item_shift: float = 0.0,
-                 new_item_slots: int = 0, list_k: int = 20, seen: sp.csr_matrix | None = None,
-                 user_tilt: np.ndarray | None = None, tilt: float = 0.0) -> None:
+                 new_item_slots: int = 0, list_k: int = 20, seen: sp.csr_matrix | None = None) -> None:
         self.primary, self.residual = primary, residual
-        self.user_tilt = None if user_tilt is None else np.asarray(user_tilt, np.float64)
-        self.tilt = float(tilt)
         self.beta, self.new_item_shift = float(beta), float(new_item_shift)
         self.new_item_slots, self.list_k = int(new_item_slots), int(list_k)
         self.n_users, self.n_items = primary.n_users, primary.n_items
@@ -231,14 +226,9 @@ class ResidualBlendScorer(IndexScorer):
         return p, np.nan_to_num(self.standardise(r))
 
     def combine(self, p: np.ndarray, r: np.ndarray, beta: float, shift: float, slots: int = 0,
-                users: np.ndarray | None = None, tilt: float = 0.0) -> np.ndarray:
-        """The blended rows of ``users`` (needed for the slots, their seen items, and the tilt)."""
-        shift_u = np.full((len(p), 1), float(shift))
-        if tilt and self.user_tilt is not None:
-            if users is None:
-                raise ValueError("a tilted blend needs the users of its rows")
-            shift_u = shift_u + tilt * self.user_tilt[np.asarray(users)][:, None]
-        s = p + beta * r + shift_u * self.new_items[None, :]
+                users: np.ndarray | None = None) -> np.ndarray:
+        """The blended rows of ``users`` (needed for the slots: their seen items)."""
+        s = p + beta * r + shift * self.new_items[None, :]
         if slots > 0 and self.new_items.any():
             seen = None if self.seen is None or users is None else self.seen[users]
             s = reserve_new_item_slots(s, self.new_items, slots, self.list_k, seen)
@@ -246,33 +236,7 @@ class ResidualBlendScorer(IndexScorer):
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         p, r = self.parts(users)
-        return self.combine(p, r, self.beta, self.new_item_shift, self.new_item_slots, users, self.tilt)
-
-
-def history_novelty(train: sp.spmatrix) -> np.ndarray:
-    """How far each user's history lies from the mainstream, standardised over users.
-
-    Minus the mean ``log(1 + n)`` over the user's train items, ``n`` being each item's number of
-    train users, as a z-score over the users with a history (0 for the others). On the
-    benchmark's four datasets, the users who rate high here are the ones whose later pairs go
-    more often to items without a history (correlation 0.1–0.6 depending on the dataset).
-
-    Args:
-        train: ``[n_users, n_items]`` train interactions (any values; presence counts).
-    """
-    m = sp.csr_matrix(train, copy=True)
-    m.data[:] = 1.0
-    logpop = np.log1p(np.asarray(m.sum(0)).ravel())
-    n = np.diff(m.indptr)
-    mean = np.zeros(m.shape[0])
-    has = n > 0
-    mean[has] = (m @ logpop)[has] / n[has]
-    out = np.zeros(m.shape[0])
-    if has.sum() > 1:
-        v = -mean[has]
-        sd = v.std()
-        out[has] = (v - v.mean()) / (sd if sd > 0 else 1.0)
-    return out
+        return self.combine(p, r, self.beta, self.new_item_shift, self.new_item_slots, users)
 
 
 def reserve_new_item_slots(s: np.ndarray, new_items: np.ndarray, slots: int, k: int,

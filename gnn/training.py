@@ -30,7 +30,6 @@ sub-adjacency. It is not written yet because no dataset here needs it.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 import math
 import time
@@ -529,9 +528,9 @@ def train_lightgcn(users: np.ndarray, items: np.ndarray, n_users: int, n_items: 
 
 def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0),
                shifts=(0.0,), new_items: np.ndarray | None = None, min_warm: float | None = None,
-               slots=(0,), tilts=(0.0,), user_tilt: np.ndarray | None = None):
-    """Choose the residual, its weight, the new-item shift, its per-user tilt and the new-item
-    slots of a :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
+               slots=(0,)):
+    """Choose the residual, its weight, the new-item shift and the new-item slots of a
+    :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
 
     :func:`blend_grid` scores the grid and :func:`pick_blend` chooses from it; with several
     validation folds, call those two and average the tables in between.
@@ -543,9 +542,6 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
         betas: residual weights to try.
         shifts: new-item shifts to try (per-user standard deviations).
         slots: places at the end of each top-k list reserved for new items, to try.
-        tilts: weights of ``user_tilt`` in the new-item shift, to try.
-        user_tilt: per-user tilt of the shift (e.g. :func:`gnn.scoring.history_novelty` of the
-            validation split's train part); needed when ``tilts`` has a non-zero value.
         new_items: bool mask of items without train interactions.
         min_warm: when given, only grid points whose warm-slice validation NDCG@20 reaches it
             are eligible (if none does, the one with the best warm NDCG is taken): new items
@@ -553,22 +549,22 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
             already serve well.
 
     Returns:
-        ``(label, beta, shift, slots, tilt, table)`` with ``table`` mapping every grid point
-        ``(label, beta, shift, slots, tilt)`` to its all-slice NDCG. Ties go to the smaller
-        weight, the shift nearer 0, the fewer slots and the smaller tilt.
+        ``(label, beta, shift, slots, table)`` with ``table`` mapping every grid point
+        ``(label, beta, shift, slots)`` to its all-slice NDCG. Ties go to the smaller weight,
+        the shift nearer 0 and the fewer slots.
     """
     table, warm = blend_grid(primary, residuals, val_split, betas, shifts, new_items, slots,
-                             with_warm=min_warm is not None, tilts=tilts, user_tilt=user_tilt)
+                             with_warm=min_warm is not None)
     return (*pick_blend(table, warm, min_warm), table)
 
 
 def pick_blend(table: dict, warm: dict | None, min_warm: float | None) -> tuple:
-    """The grid point ``(label, beta, shift, slots, tilt)`` of highest all-slice NDCG among those
-    whose warm NDCG reaches ``min_warm`` (all of them when None; the best warm point when none
-    does). Ties go to the smaller weight, the shift nearer 0, the fewer slots, the smaller tilt."""
+    """The grid point ``(label, beta, shift, slots)`` of highest all-slice NDCG among those whose
+    warm NDCG reaches ``min_warm`` (all of them when None; the best warm point when none does).
+    Ties go to the smaller weight, the shift nearer 0 and the fewer slots."""
     eligible = [k for k in table if min_warm is None or warm[k] >= min_warm]
     if eligible:
-        return max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2]), -k[3], -abs(k[4])))
+        return max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2]), -k[3]))
     return max(table, key=lambda k: (warm[k], table[k]))
 
 
@@ -581,8 +577,7 @@ def mean_grids(grids: list[tuple[dict, dict | None]]) -> tuple[dict, dict | None
 
 
 def blend_grid(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0), shifts=(0.0,),
-               new_items: np.ndarray | None = None, slots=(0,), with_warm: bool = False,
-               tilts=(0.0,), user_tilt: np.ndarray | None = None) -> tuple[dict, dict | None]:
+               new_items: np.ndarray | None = None, slots=(0,), with_warm: bool = False) -> tuple[dict, dict | None]:
     """Validation NDCG@20 of every blend grid point (see :func:`tune_blend` for the arguments).
 
     The standardised parts are computed once per validation user and residual, and reused for
@@ -590,7 +585,7 @@ def blend_grid(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
 
     Returns:
         ``(table, warm)``: all-slice and (with ``with_warm``, else None) warm-slice NDCG@20 by
-        grid point ``(label, beta, shift, slots, tilt)``.
+        grid point ``(label, beta, shift, slots)``.
     """
     from gnn.evaluation import validation_ndcgs
     from gnn.scoring import ResidualBlendScorer
@@ -600,13 +595,12 @@ def blend_grid(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
     row_of[users] = np.arange(len(users))
     shifts = shifts if new_items is not None and np.any(new_items) else (0.0,)
     slots = slots if new_items is not None and np.any(new_items) else (0,)
-    tilts = tilts if new_items is not None and np.any(new_items) and user_tilt is not None else (0.0,)
     seen = val_split.train_matrix()
     p = None
     table, warm = {}, {}
     for label, residual in residuals.items():
         blend = ResidualBlendScorer(primary, residual, 0.0, new_items, 0.0,
-                                    list_k=val_split.config.k, seen=seen, user_tilt=user_tilt)
+                                    list_k=val_split.config.k, seen=seen)
         pp = np.empty((len(users), primary.n_items), np.float32)
         r = np.empty_like(pp)
         for b0 in range(0, len(users), 256):      # batches keep the float64 temporaries small
@@ -614,14 +608,15 @@ def blend_grid(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
             pp[b0:b0 + 256], r[b0:b0 + 256] = pb, rb
         p = pp if p is None else p
         for beta in (betas if residual is not None else (0.0,)):
-            for shift, n_slots, tilt in itertools.product(shifts, slots, tilts):
-                def fn(ub, beta=beta, shift=shift, r=r, blend=blend, n_slots=n_slots, tilt=tilt):
-                    rows = row_of[ub]
-                    return blend.combine(p[rows].astype(np.float64), r[rows].astype(np.float64), beta, shift,
-                                         n_slots, ub, tilt)
-                got = validation_ndcgs(fn, val_split, ("all", "warm") if with_warm else ("all",))
-                key = (label, beta, shift, n_slots, tilt)
-                table[key] = got["all"]
-                if with_warm:
-                    warm[key] = got["warm"]
+            for shift in shifts:
+                for n_slots in slots:
+                    def fn(ub, beta=beta, shift=shift, r=r, blend=blend, n_slots=n_slots):
+                        rows = row_of[ub]
+                        return blend.combine(p[rows].astype(np.float64), r[rows].astype(np.float64), beta, shift,
+                                             n_slots, ub)
+                    got = validation_ndcgs(fn, val_split, ("all", "warm") if with_warm else ("all",))
+                    key = (label, beta, shift, n_slots)
+                    table[key] = got["all"]
+                    if with_warm:
+                        warm[key] = got["warm"]
     return table, (warm if with_warm else None)

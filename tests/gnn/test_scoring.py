@@ -201,26 +201,3 @@ def test_recency_weights_favour_the_latest_items():
     assert ease.with_recency(None).x is ease.x
     with pytest.raises(ValueError, match="half_life"):
         recency_weights(t, 0.0)
-
-
-def test_history_novelty_ranks_niche_histories_high_and_tilts_only_new_items():
-    from gnn.scoring import ResidualBlendScorer, history_novelty
-
-    # items 0, 1 are taken by everyone; item 2 and 3 by one user each; user 3 has no history
-    train = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [1, 0, 1, 1, 0], [0, 0, 0, 0, 0]], float))
-    nov = history_novelty(train)
-    assert nov[2] > nov[0] == nov[1] and nov[3] == 0.0
-    assert nov[:3].mean() == pytest.approx(0.0) and nov[:3].std() == pytest.approx(1.0)
-
-    class Const:
-        n_users, n_items = 4, 5
-
-        def score(self, users, items=None):
-            return np.tile(np.arange(5, dtype=float), (len(users), 1))
-
-    new = np.array([False, False, False, False, True])
-    users = np.arange(4)
-    flat = ResidualBlendScorer(Const(), None, new_items=new, new_item_shift=0.5).score(users)
-    tilted = ResidualBlendScorer(Const(), None, new_items=new, new_item_shift=0.5, user_tilt=nov, tilt=2.0).score(users)
-    np.testing.assert_allclose(tilted[:, ~new], flat[:, ~new])             # items with a history: untouched
-    np.testing.assert_allclose(tilted[:, 4] - flat[:, 4], 2.0 * nov)      # the new item moves by tilt × novelty

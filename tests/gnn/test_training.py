@@ -160,14 +160,14 @@ def test_blend_tuning_respects_the_warm_guard(toy):
     free = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None)
     guarded = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
                          min_warm=2.0)                  # unreachable: falls back to the best warm point
-    assert free[0] == "ease" and len(free[5]) == 2
+    assert free[0] == "ease" and len(free[4]) == 2
     assert guarded[1] in (0.5, 4.0)
 
 
 def test_blend_tuning_scores_new_item_slots_as_the_blend_would(toy):
     from gnn.baselines import EASEScorer
     from gnn.evaluation import SplitConfig, split_interactions, validation_ndcg
-    from gnn.scoring import ResidualBlendScorer, history_novelty
+    from gnn.scoring import ResidualBlendScorer
     from gnn.training import tune_blend
 
     split = split_interactions(toy.train, toy.n_users, toy.n_items,
@@ -176,14 +176,10 @@ def test_blend_tuning_scores_new_item_slots_as_the_blend_would(toy):
     assert new.any()
     ease = EASEScorer(split.train, toy.n_users, toy.n_items, lam=1.0)
     gnn = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 3})).scorer()
-    tilt_of = history_novelty(split.train_matrix())
-    label, beta, shift, slots, tilt, table = tune_blend(gnn, {"ease": ease}, split, betas=(1.0,), shifts=(0.0,),
-                                                        new_items=new, slots=(0, 1, 2), tilts=(0.0, 1.0),
-                                                        user_tilt=tilt_of)
-    assert set(table) == {("ease", 1.0, 0.0, n, t) for n in (0, 1, 2) for t in (0.0, 1.0)}
+    label, beta, shift, slots, table = tune_blend(gnn, {"ease": ease}, split, betas=(1.0,), shifts=(0.0,),
+                                                  new_items=new, slots=(0, 1, 2))
+    assert set(table) == {("ease", 1.0, 0.0, n) for n in (0, 1, 2)}
     for n in (0, 1, 2):   # each grid point is what the scorer built from it would score
-        for t in (0.0, 1.0):
-            blend = ResidualBlendScorer(gnn, ease, 1.0, new, 0.0, n, list_k=3, seen=split.train_matrix(),
-                                        user_tilt=tilt_of, tilt=t)
-            assert table[("ease", 1.0, 0.0, n, t)] == pytest.approx(validation_ndcg(blend, split))
-    assert (label, beta, shift) == ("ease", 1.0, 0.0) and table[(label, beta, shift, slots, tilt)] == max(table.values())
+        blend = ResidualBlendScorer(gnn, ease, 1.0, new, 0.0, n, list_k=3, seen=split.train_matrix())
+        assert table[("ease", 1.0, 0.0, n)] == pytest.approx(validation_ndcg(blend, split))
+    assert (label, beta, shift) == ("ease", 1.0, 0.0) and table[(label, beta, shift, slots)] == max(table.values())
