@@ -45,8 +45,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from gnn import baselines as B
-from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, evaluate_scores, new_item_view,
-                            split_interactions, validation_ndcg, with_train_edges)
+from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, metrics_frame, new_item_view,
+                            rank_test_pairs, split_interactions, validation_ndcg, with_train_edges)
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
@@ -172,6 +172,12 @@ class _Context:
         return ColdStartFallback(layers)
 
 
+def mean_validation_ndcg(ctxs: list[_Context], scorers: list, slice_name: str = "all") -> float:
+    """Mean validation NDCG@20 over validation folds, ``scorers[f]`` fitted on ``ctxs[f]``'s train
+    part, each behind its popularity fallback (the tuning rule every model shares)."""
+    return float(np.mean([validation_ndcg(c.with_pop(s), c.split, slice_name) for c, s in zip(ctxs, scorers)]))
+
+
 FULL_MODEL = {"residual": True, "recency": True, "transfer": True, "text_layer": True}
 """The parts of kgrec beyond the GNN; the ablations switch them off one at a time."""
 
@@ -227,9 +233,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     val_ctx = val_ctxs[0]
 
     def on_val(scorers: list, slice_name: str = "all") -> float:
-        """Mean validation NDCG@20 over the folds, ``scorers[f]`` fitted on fold f's train part."""
-        return float(np.mean([validation_ndcg(c.with_pop(s), c.split, slice_name)
-                              for c, s in zip(val_ctxs, scorers)]))
+        return mean_validation_ndcg(val_ctxs, scorers, slice_name)
 
     frames, tuned, timings, diagnostics = [], {}, {}, {}
     new_test = ~np.isin(np.arange(n_items), test_ctx.train.item)
@@ -239,10 +243,13 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         text_kw = dict(x_user=features.x_user, has_text_user=features.has_text_user,
                        has_text_item=features.has_text_item)
 
-    def add(name: str, scorer, ctx: _Context) -> None:
+    def add(name: str, scorer, ctx: _Context, view_new: bool = False) -> None:
         t = time.perf_counter()
-        frame = evaluate_scores(scorer, ctx.split, name)
+        ranked = rank_test_pairs(scorer, ctx.split)
+        frame = metrics_frame(ranked, ctx.split, name)
         frames.append(frame)
+        if view_new:
+            diagnostics[name] = new_item_view(scorer, ctx.split, new_test, ranked=ranked)
         row = frame.set_index("slice").loc["all"]
         log.info("%s: test NDCG@20 %.4f recall@20 %.4f (scored in %.1fs; tuned %s)", name, row["ndcg@20"],
                  row["recall@20"], time.perf_counter() - t, tuned.get(name, {}))
@@ -312,8 +319,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         text_test = B.TextSimilarityScorer(x_item, test_ctx.train, n_users, recent=best_recent, **text_kw)
         timings["text"] = {"tune_s": time.perf_counter() - t0}
         if "text" in cfg.baselines:
-            add("text", test_ctx.with_pop(text_test), test_ctx)
-            diagnostics["text"] = new_item_view(test_ctx.with_pop(text_test), split, new_test)
+            add("text", test_ctx.with_pop(text_test), test_ctx, view_new=True)
 
     # ---- kgrec and ablations
     has_text_item = features.has_text_item if features is not None else None
@@ -374,9 +380,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
                        "residual": label, "beta": beta, "shift": shift, "slots": slots,
                        "val_blend": table[(label, beta, shift, slots)], "grid_points": len(table),
                        "validation_folds": len(folds)}
-        add(name, chain, test_ctx)
-        if name == "kgrec":
-            diagnostics[name] = new_item_view(chain, split, new_test)
+        add(name, chain, test_ctx, view_new=name == "kgrec")
         timings[name] = {"tune_s": tune_s, "fit_s": fit_s, "blend_tune_s": blend_s,
                          "s_per_epoch": m_test.history.seconds_per_epoch,
                          "epochs": m_test.history.epochs_run, "total_s": time.perf_counter() - t0}

@@ -424,14 +424,18 @@ def evaluate_scores(score_fn: ScoreFn, split: ProtocolSplit, model: str,
         A tidy frame with columns ``model, slice, users`` and :data:`METRIC_COLUMNS`. The
         metric names say ``@20`` for the protocol's default ``k``; another ``k`` keeps the names.
     """
-    ranked = rank_test_pairs(score_fn, split, batch_size=batch_size)
+    return metrics_frame(rank_test_pairs(score_fn, split, batch_size=batch_size), split, model)
+
+
+def metrics_frame(ranked: RankedLists, split: ProtocolSplit, model: str) -> pd.DataFrame:
+    """:func:`evaluate_scores`' frame from lists already ranked."""
     rows = slice_metrics(ranked, split.n_items)
     return pd.DataFrame([{"model": model} | r for r in rows],
                         columns=["model", "slice", "users", *METRIC_COLUMNS])
 
 
 def new_item_view(score_fn: ScoreFn, split: ProtocolSplit, new_items: np.ndarray,
-                  batch_size: int = 256) -> dict[str, float]:
+                  batch_size: int = 256, ranked: RankedLists | None = None) -> dict[str, float]:
     """Where a model's cold-item numbers come from: how much of its lists it gives to new items,
     and how well it orders the new items among themselves.
 
@@ -439,6 +443,7 @@ def new_item_view(score_fn: ScoreFn, split: ProtocolSplit, new_items: np.ndarray
         score_fn: the model, as :func:`evaluate_scores` takes it.
         split: the evaluation split.
         new_items: bool ``[n_items]``: items without pairs in ``split.train`` (cold items among them).
+        ranked: ``score_fn``'s lists on ``split`` when already ranked (saves one ranking).
 
     Returns:
         ``new_item_share``: the share of the places in the evaluated users' top-k lists that hold
@@ -447,7 +452,7 @@ def new_item_view(score_fn: ScoreFn, split: ProtocolSplit, new_items: np.ndarray
         item unscored), which isolates the ordering from the share.
     """
     new_items = np.asarray(new_items, bool)
-    ranked = rank_test_pairs(score_fn, split, batch_size=batch_size)
+    ranked = ranked if ranked is not None else rank_test_pairs(score_fn, split, batch_size=batch_size)
     valid = ranked.topk >= 0
     on_new = new_items[np.where(valid, ranked.topk, 0)] & valid
     share = float(on_new.sum() / max(int(valid.sum()), 1))

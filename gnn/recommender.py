@@ -22,7 +22,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from gnn import baselines as B
-from gnn.comparison import FULL_MODEL, ComparisonConfig, _Context, _node_pos, residual_candidates
+from gnn.comparison import (FULL_MODEL, ComparisonConfig, _Context, _node_pos, mean_validation_ndcg,
+                            residual_candidates)
 from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
@@ -130,7 +131,7 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     tuned: dict = {}
 
     def on_val(scorers: list, slice_name: str = "all") -> float:
-        return float(np.mean([validation_ndcg(c.with_pop(s), c.split, slice_name) for c, s in zip(val_ctxs, scorers)]))
+        return mean_validation_ndcg(val_ctxs, scorers, slice_name)
 
     vals = {lam: on_val([B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs])
             for lam in B.EASE_GRID[:B.TUNING_BUDGET]}
