@@ -52,7 +52,7 @@ from gnn.models import FOLLOWS
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
                          SplitResidualScorer,
                          ResidualBlendScorer, evaluate_people, people_scores_from_embeddings, split_links)
-from gnn.training import TrainConfig, blend_grid, mean_grids, pick_blend, train_kgrec, train_lightgcn
+from gnn.training import TrainConfig, train_kgrec, train_lightgcn, tune_blend
 
 log = logging.getLogger(__name__)
 
@@ -366,11 +366,11 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         m_vals, m_test, tune_s, fit_s = fitted[key]
         m_val = m_vals[0]
         t2 = time.perf_counter()
-        grids = [blend_grid(m.scorer(), residuals(e, nv, opts, tv), c.split, cfg.blend_betas, cfg.blend_shifts,
-                            new_items=nv, slots=cfg.blend_slots, with_warm=min_warm is not None)
-                 for m, e, nv, tv, c in zip(m_vals, ease_vals, new_vals, text_vals, val_ctxs)]
-        table, warm = mean_grids(grids)
-        label, beta, shift, slots = pick_blend(table, warm, min_warm)
+        per_fold = [(m.scorer(), residuals(e, nv, opts, tv), c.split, nv)
+                    for m, e, nv, tv, c in zip(m_vals, ease_vals, new_vals, text_vals, val_ctxs)]
+        label, beta, shift, slots, table = tune_blend(
+            *per_fold[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=per_fold[0][3], min_warm=min_warm,
+            slots=cfg.blend_slots, extra_folds=per_fold[1:])
         blend_s = time.perf_counter() - t2
         res_test = residuals(ease_test, new_test, opts, text_test)[label]
         primary = ResidualBlendScorer(m_test.scorer(), res_test, beta, new_test, shift, slots,

@@ -28,7 +28,7 @@ from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import ColdStartFallback, ResidualBlendScorer, recommend_all
-from gnn.training import KGRecModel, blend_grid, mean_grids, pick_blend, train_kgrec
+from gnn.training import KGRecModel, train_kgrec, tune_blend
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +156,14 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
                         for c in val_ctxs[1:]]
     ease_vals = [B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs]
     min_warm = cfg.warm_guard * on_val(ease_vals, "warm") if cfg.warm_guard is not None else None
-    grids = []
+    folds = []
     for m, e, tv, c in zip(m_vals, ease_vals, text_vals, val_ctxs):
         new_val = ~np.isin(np.arange(n_items), c.train.item)
-        grids.append(blend_grid(m.scorer(), residual_candidates(e, new_val, x_item, has_text_item, tv, cfg, FULL_MODEL),
-                                c.split, cfg.blend_betas, cfg.blend_shifts, new_items=new_val, slots=cfg.blend_slots,
-                                with_warm=min_warm is not None))
-    table, warm = mean_grids(grids)
-    label, beta, shift, slots = pick_blend(table, warm, min_warm)
+        folds.append((m.scorer(), residual_candidates(e, new_val, x_item, has_text_item, tv, cfg, FULL_MODEL),
+                      c.split, new_val))
+    label, beta, shift, slots, table = tune_blend(
+        *folds[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=folds[0][3], min_warm=min_warm,
+        slots=cfg.blend_slots, extra_folds=folds[1:])
     tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)])
     log.info("recommender tuned on validation: %s", tuned)
     return _final_fit(full_ctx, features, cfg, tuned, text_full)

@@ -528,12 +528,12 @@ def train_lightgcn(users: np.ndarray, items: np.ndarray, n_users: int, n_items: 
 
 def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0),
                shifts=(0.0,), new_items: np.ndarray | None = None, min_warm: float | None = None,
-               slots=(0,)):
+               slots=(0,), extra_folds=()):
     """Choose the residual, its weight, the new-item shift and the new-item slots of a
     :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
 
-    :func:`blend_grid` scores the grid and :func:`pick_blend` chooses from it; with several
-    validation folds, call those two and average the tables in between.
+    :func:`blend_grid` scores the grid on each validation fold, the folds' tables are averaged
+    per grid point, and :func:`pick_blend` chooses from the means.
 
     Args:
         primary: the GNN scorer (fitted on the validation split's train part).
@@ -547,14 +547,18 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
             are eligible (if none does, the one with the best warm NDCG is taken): new items
             may win slots in the lists, but not at any price to the users the id models
             already serve well.
+        extra_folds: ``(primary, residuals, val_split, new_items)`` of further validation folds
+            (the same residual labels), scored like the first and averaged with it.
 
     Returns:
         ``(label, beta, shift, slots, table)`` with ``table`` mapping every grid point
         ``(label, beta, shift, slots)`` to its all-slice NDCG. Ties go to the smaller weight,
         the shift nearer 0 and the fewer slots.
     """
-    table, warm = blend_grid(primary, residuals, val_split, betas, shifts, new_items, slots,
-                             with_warm=min_warm is not None)
+    grids = [blend_grid(p, r, v, betas, shifts, n, slots, with_warm=min_warm is not None)
+             for p, r, v, n in [(primary, residuals, val_split, new_items), *extra_folds]]
+    table = {k: float(np.mean([g[0][k] for g in grids])) for k in grids[0][0]}
+    warm = {k: float(np.mean([g[1][k] for g in grids])) for k in grids[0][0]} if min_warm is not None else None
     return (*pick_blend(table, warm, min_warm), table)
 
 
@@ -566,14 +570,6 @@ def pick_blend(table: dict, warm: dict | None, min_warm: float | None) -> tuple:
     if eligible:
         return max(eligible, key=lambda k: (table[k], -k[1], -abs(k[2]), -k[3]))
     return max(table, key=lambda k: (warm[k], table[k]))
-
-
-def mean_grids(grids: list[tuple[dict, dict | None]]) -> tuple[dict, dict | None]:
-    """:func:`blend_grid` results of several validation folds, averaged per grid point."""
-    table = {k: float(np.mean([g[0][k] for g in grids])) for k in grids[0][0]}
-    if grids[0][1] is None:
-        return table, None
-    return table, {k: float(np.mean([g[1][k] for g in grids])) for k in grids[0][0]}
 
 
 def blend_grid(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0), shifts=(0.0,),
