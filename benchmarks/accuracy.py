@@ -26,9 +26,11 @@ content hash, so a second run only re-trains (``--fresh`` rebuilds them).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -74,10 +76,18 @@ def prepare(fmt: str, src: Path, work: Path, device: str, fresh: bool = False) -
     timings: dict[str, float] = {}
     t = time.perf_counter()
     folder = work / "dataset"
+    import quality.importers
     from quality.importers import import_dataset
 
-    if fresh or not (folder / "dataset.yaml").exists():
+    # the import is redone when the importer changed: its output feeds every later stage
+    stamp = hashlib.sha256(Path(quality.importers.__file__).read_bytes()).hexdigest()[:16]
+    stamp_file = work / "importer.sha256"
+    if (fresh or not (folder / "dataset.yaml").exists()
+            or not stamp_file.exists() or stamp_file.read_text() != stamp):
+        if folder.exists():
+            shutil.rmtree(folder)
         import_dataset(fmt, src, folder)
+        stamp_file.write_text(stamp)
     timings["import_s"] = time.perf_counter() - t
     t = time.perf_counter()
     from quality.gate import open_dataset

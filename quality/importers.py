@@ -734,23 +734,20 @@ def _import_lastfm(src: Path, stats: ImportStats) -> _Tables:
     # ----- items: categories and descriptions from the tags used on them most
     on_items = tagged[known_artist]
     top = _ranked_terms(on_items, "item_id", "tag", 10)
-    listeners = plays.groupby("artistID").size()
     cat = items["item_id"].map(top)
     items["category"] = cat.map(lambda t: _category(t[:3]) if isinstance(t, list) else "")
 
-    def describe(name, t, n):
-        text = f"{name}, a music artist"
-        if not pd.isna(n):
-            text += f" in the top artists of {int(n)} Last.fm users"
-        text += "."
+    def describe(name, t):
+        text = f"{name}, a music artist."
         if isinstance(t, list) and t:
             text += " Most used tags: " + ", ".join(t) + "."
         return text
 
-    items["description"] = [describe(*r) for r in zip(items["title"], cat,
-                                                      items["item_id"].map(listeners))]
-    stats.note("item category = the artist's 3 most used tags; description = name, listener "
-               "count and its 10 most used tags")
+    # Nothing counted from the plays goes into the text: a listener count would carry every
+    # artist's held-out plays into the features a cold artist is scored by.
+    items["description"] = [describe(*r) for r in zip(items["title"], cat)]
+    stats.note("item category = the artist's 3 most used tags; description = name and its 10 most "
+               "used tags (no listener count: it would leak held-out plays into item text)")
 
     # ----- interactions: plays
     plays = plays.rename(columns={"userID": "user_id", "artistID": "item_id"})

@@ -248,6 +248,22 @@ def test_lastfm_hetrec(imported):
     assert (links["kind"] == "friend").all()
 
 
+def test_lastfm_item_text_does_not_depend_on_plays(imported, tmp_path):
+    """Item text is a model input; a count taken from the plays (e.g. listeners) would put an
+    artist's held-out plays into the features a cold artist is scored by."""
+    full = imported("lastfm")
+    src = tmp_path / "lastfm"
+    shutil.copytree(_source(SOURCES["lastfm"]), src)
+    lines = (src / "user_artists.dat").read_text(encoding="utf-8").splitlines(keepends=True)
+    (src / "user_artists.dat").write_text(lines[0] + "".join(lines[1::2]), encoding="utf-8")
+    half = imported("lastfm", src, key="lastfm-half-plays")
+    assert half.stats.rows["interactions"] < full.stats.rows["interactions"]
+    a = full.read("items").set_index("item_id")["description"]
+    b = half.read("items").set_index("item_id")["description"]
+    assert a.equals(b.loc[a.index])
+    assert a.loc["707"].startswith("Metallica, a music artist. Most used tags: ")
+
+
 # --------------------------------------------------------------------------- amazon
 
 
