@@ -24,6 +24,9 @@ import pandas as pd
 
 REC_COLUMNS = ("domain", "user_id", "rank", "item_id", "score", "reason", "run_id")
 REASONS = ("gnn", "text", "friends", "nearby", "popular", "history")
+PEOPLE_COLUMNS = ("domain", "user_id", "rank", "suggested_user_id", "score", "reason", "run_id")
+"""``people.parquet``: people to follow, published beside the lists where the domain has user links."""
+PEOPLE_REASONS = ("friends", "gnn")
 
 
 class PublicationError(ValueError):
@@ -90,6 +93,48 @@ def check_recommendations(
         clash = recs.merge(seen[["user_id", "item_id"]].drop_duplicates(), on=["user_id", "item_id"])
         if len(clash):
             refuse("never_seen_item", clash)
+
+
+def check_people(people: pd.DataFrame, domain: str, run_id: str, user_ids: pd.Series, k: int,
+                 links: pd.DataFrame | None = None) -> None:
+    """Refuse people-to-follow rows that would embarrass: a user suggested to themselves or to
+    someone who already links to them, unknown users, repeats, ranks outside 1..k.
+
+    Raises:
+        PublicationError: naming the rule and up to five offending rows.
+    """
+
+    def refuse(rule: str, rows: pd.DataFrame | list) -> None:
+        sample = rows.head(5).to_dict("records") if isinstance(rows, pd.DataFrame) else rows[:5]
+        raise PublicationError(f"people to follow for {domain} break rule '{rule}': e.g. {sample}")
+
+    missing = [c for c in PEOPLE_COLUMNS if c not in people.columns]
+    if missing:
+        refuse("columns", [f"missing {missing}"])
+    if (people["domain"] != domain).any() or (people["run_id"] != run_id).any():
+        refuse("one_domain_one_run", people[(people["domain"] != domain) | (people["run_id"] != run_id)])
+    users = set(user_ids.astype(str))
+    unknown = ~people["user_id"].astype(str).isin(users) | ~people["suggested_user_id"].astype(str).isin(users)
+    if unknown.any():
+        refuse("known_users", people[unknown])
+    self_ = people["user_id"].astype(str) == people["suggested_user_id"].astype(str)
+    if self_.any():
+        refuse("not_self", people[self_])
+    if not pd.api.types.is_numeric_dtype(people["score"]) or not people["score"].notna().all():
+        refuse("finite_score", people[people["score"].isna()])
+    if len(people) and (people["rank"].min() < 1 or people["rank"].max() > k):
+        refuse("rank_range", people[(people["rank"] < 1) | (people["rank"] > k)])
+    dup = people.duplicated(["user_id", "suggested_user_id"], keep=False)
+    if dup.any():
+        refuse("no_repeat", people[dup])
+    if not people["reason"].isin(PEOPLE_REASONS).all():
+        refuse("reason", people[~people["reason"].isin(PEOPLE_REASONS)])
+    if links is not None and len(links):
+        a, b = links["src_user_id"].astype(str), links["dst_user_id"].astype(str)
+        known = pd.DataFrame({"user_id": pd.concat([a, b]), "suggested_user_id": pd.concat([b, a])})
+        clash = people.astype({"user_id": str, "suggested_user_id": str}).merge(known.drop_duplicates())
+        if len(clash):
+            refuse("not_already_linked", clash)
 
 
 def _write_atomic_text(path: Path, text: str) -> None:

@@ -266,6 +266,15 @@ def recommend_domain(dataset: Dataset, export_path: Path, features_path: Path, p
     })
     folder.mkdir(parents=True, exist_ok=True)
     out.to_parquet(folder / "recommendations.parquet", index=False)
+    people = rec.suggest_people(k=int(params.get("k", 20)))
+    if people is not None:
+        pd.DataFrame({
+            "user_id": users[people["user_idx"].to_numpy()],
+            "rank": people["rank"].to_numpy(),
+            "suggested_user_id": users[people["other_idx"].to_numpy()],
+            "score": people["score"].to_numpy(),
+            "reason": people["reason"].astype(str).to_numpy(),
+        }).to_parquet(folder / "people.parquet", index=False)
     rec.save(folder / "model", vocab, features, _node_pos(export["data"], "item"))
     return len(out)
 
@@ -322,7 +331,7 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
     ``explanations`` (from :func:`explain_domain`) is published beside the lists; it must explain
     exactly these lists.
     """
-    from flows.publishing import PublicationError, check_recommendations, publish
+    from flows.publishing import PublicationError, check_people, check_recommendations, publish
     from kg.explain import read_explanations_meta
 
     if explanations is not None:
@@ -348,6 +357,13 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
         extra["model"] = recs_folder / "model"
     if explanations is not None:
         extra["explanations.parquet"] = explanations
+    if (recs_folder / "people.parquet").exists():
+        people = pd.read_parquet(recs_folder / "people.parquet")
+        people.insert(0, "domain", dataset.domain)
+        people["run_id"] = run_id
+        check_people(people, dataset.domain, run_id, dataset.users["user_id"], k,
+                     dataset.user_links[["src_user_id", "dst_user_id"]])
+        extra["people.parquet"] = people
     # What the API needs beside the lists: item metadata, histories and links (for new users
     # who bring a history or friends), so a publication is self-contained.
     extra["items.parquet"] = dataset.items

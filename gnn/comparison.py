@@ -49,9 +49,9 @@ from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, metrics_fr
                             rank_test_pairs, split_interactions, validation_ndcg, with_train_edges)
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
-from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer, NearbyScorer,
-                         SplitResidualScorer,
-                         ResidualBlendScorer, evaluate_people, people_scores_from_embeddings, split_links)
+from gnn.scoring import (PEOPLE_WEIGHTS, ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer,
+                         NearbyScorer, PeopleScorer, ResidualBlendScorer, SplitResidualScorer, evaluate_people,
+                         people_scores_from_embeddings, split_links, tune_people_weight)
 from gnn.training import TrainConfig, train_kgrec, train_lightgcn, tune_blend
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,11 @@ class ComparisonConfig(BaseModel):
     """Items modelled by EASE (the most popular); the cap applies to the baseline and to
     kgrec's residual alike."""
     people_share: float = Field(0.2, ge=0, lt=1)
-    """Share of user–user links held out to evaluate people-to-follow (0: no social eval)."""
+    """Share of user–user links held out to evaluate people-to-follow (0: no social eval); the
+    same share of the remaining links is hidden from the validation graphs."""
+    people_weights: tuple[float, ...] = PEOPLE_WEIGHTS
+    """Weights of the GNN's user-state similarity beside common friends tried for people to
+    follow (:class:`gnn.scoring.PeopleScorer`; 0 = common friends alone)."""
     blend_betas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
     """Residual weights tried for kgrec (relative to the GNN's, both standardised per user)."""
     blend_shifts: tuple[float, ...] = (-4.0, -2.0, -1.0, 0.0, 1.0)
@@ -227,9 +231,12 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
 
     links, test_links = _follow_links(data, cfg)
+    # validation hides links from the training links as the test hides them from all links, so
+    # the people-to-follow weight is chosen by a model that never saw the links it must find
+    val_links, val_held = validation_links(links, test_links, cfg)
     log.info("split: %s", summary)
     test_ctx = _Context(data, split, links, item_pos, user_pos)
-    val_ctxs = [_Context(data, v, links, item_pos, user_pos) for v in folds]
+    val_ctxs = [_Context(data, v, val_links, item_pos, user_pos) for v in folds]
     val_ctx = val_ctxs[0]
 
     def on_val(scorers: list, slice_name: str = "all") -> float:
@@ -385,9 +392,13 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
                          "s_per_epoch": m_test.history.seconds_per_epoch,
                          "epochs": m_test.history.epochs_run, "total_s": time.perf_counter() - t0}
         if name == "kgrec" and test_links is not None and test_links.shape[1]:
+            weight, wvals = tune_people_weight(val_links, val_held, n_users, m_val.embeddings()["user"],
+                                               cfg.people_weights)
+            tuned["people"] = {"weight": weight, "val": wvals}
             z = m_test.embeddings()["user"]
             frames.append(pd.DataFrame([
-                evaluate_people(people_scores_from_embeddings(z), links, test_links, n_users, "kgrec"),
+                evaluate_people(PeopleScorer(links, n_users, z, weight), links, test_links, n_users, "kgrec"),
+                evaluate_people(people_scores_from_embeddings(z), links, test_links, n_users, "kgrec-gnn_only"),
                 evaluate_people(CommonFriendsScorer(links, n_users), links, test_links, n_users, "common_friends"),
             ]))
 
@@ -414,6 +425,15 @@ def _follow_links(data, cfg: ComparisonConfig) -> tuple[np.ndarray | None, np.nd
     if cfg.people_share > 0:
         return split_links(links, cfg.people_share, cfg.split.seed)
     return links, None
+
+
+def validation_links(links: np.ndarray | None, test_links: np.ndarray | None,
+                     cfg: ComparisonConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(links the validation graphs keep, links they hide)``: the test's hold-out rule applied
+    to the training links (seed + 1). Without a test hold-out, nothing is hidden."""
+    if links is None or test_links is None or not links.shape[1]:
+        return links, None
+    return split_links(links, cfg.people_share, cfg.split.seed + 1)
 
 
 def epoch_timing(data, features: NodeFeatures | None, config: ComparisonConfig | None = None) -> dict:

@@ -27,7 +27,8 @@ from gnn.comparison import (FULL_MODEL, ComparisonConfig, _Context, _node_pos, m
 from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
-from gnn.scoring import ColdStartFallback, ResidualBlendScorer, recommend_all
+from gnn.scoring import (ColdStartFallback, PeopleScorer, ResidualBlendScorer, recommend_all, split_links,
+                         suggest_people, tune_people_weight)
 from gnn.training import KGRecModel, train_kgrec, tune_blend
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,27 @@ class Recommender:
         seen: user × item interactions that are never recommended back.
         model: the trained GNN (for new-user inference: text, query, friends).
         tuned: every setting chosen on the validation carve-out.
+        people: people to follow (domains with user links; None elsewhere).
+        links: the user links ``people`` knows (never suggested again).
     """
 
     chain: ColdStartFallback
     seen: sp.csr_matrix
     model: KGRecModel
     tuned: dict = field(default_factory=dict)
+    people: PeopleScorer | None = None
+    links: np.ndarray | None = None
 
     def recommend(self, k: int = 20, users: np.ndarray | None = None) -> pd.DataFrame:
         """Top-k for every user (``user_idx, rank, item_idx, score, reason``)."""
         return recommend_all(self.chain, self.seen, users, k)
+
+    def suggest_people(self, k: int = 20, users: np.ndarray | None = None) -> pd.DataFrame | None:
+        """Top-k people to follow per user (``user_idx, rank, other_idx, score, reason``), or None
+        where the domain has no user links."""
+        if self.people is None:
+            return None
+        return suggest_people(self.people, self.links, users, k)
 
     def save(self, folder, vocab: dict, features: NodeFeatures | None = None, item_pos=None):
         """Write what the HTTP API needs to answer users it has never seen, without retraining.
@@ -83,9 +95,15 @@ class Recommender:
         return folder
 
 
-SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift", "slots")
+SETTINGS = ("ease_lambda", "text_recent", "epochs", "residual", "beta", "shift", "slots", "people_weight")
 """What :func:`fit_recommender` chooses on validation, and what ``settings`` may hand it instead
-(``slots`` may be left out: no places reserved for new items, as before it existed)."""
+(``slots`` may be left out: no places reserved for new items, as before it existed;
+``people_weight`` too: :data:`DEFAULT_PEOPLE_WEIGHT` then, and only where there are user links)."""
+
+OPTIONAL_SETTINGS = ("slots", "people_weight")
+
+DEFAULT_PEOPLE_WEIGHT = 1.0
+"""The people-to-follow weight of settings that predate it (an evaluation record without one)."""
 
 
 def settings_from_evaluation(tuned: dict) -> dict:
@@ -101,6 +119,8 @@ def settings_from_evaluation(tuned: dict) -> dict:
            "slots": int(kg.get("slots", 0))}
     if "text" in tuned:
         out["text_recent"] = tuned["text"]["recent"]
+    if "people" in tuned:
+        out["people_weight"] = float(tuned["people"]["weight"])
     return out
 
 
@@ -125,7 +145,14 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     full_ctx = _full_context(data, cfg)
     n_users, n_items = full_ctx.n_users, full_ctx.n_items
     item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
-    val_ctxs = [_Context(data, full_ctx.split.validation(f), full_ctx.links, item_pos, user_pos)
+    # the carve-out hides a share of the links too, for the people-to-follow weight
+    links = full_ctx.links
+    held = None
+    if links is not None and links.shape[1] and cfg.people_share > 0:
+        val_links, held = split_links(links, cfg.people_share, cfg.split.seed + 1)
+    else:
+        val_links = links
+    val_ctxs = [_Context(data, full_ctx.split.validation(f), val_links, item_pos, user_pos)
                 for f in range(cfg.validation_folds)]
     val_ctx, val = val_ctxs[0], val_ctxs[0].split
     tuned: dict = {}
@@ -152,6 +179,9 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     m_val = train_kgrec(val_ctx.graph, features, cfg.kgrec,
                         validate=lambda s: validation_ndcg(val_ctx.kgrec_chain(s, text_vals[0]), val))
     tuned["epochs"] = m_val.history.best_epoch
+    if held is not None and held.shape[1]:
+        tuned["people_weight"], _ = tune_people_weight(val_links, held, n_users, m_val.embeddings()["user"],
+                                                       cfg.people_weights)
     m_vals = [m_val] + [train_kgrec(c.graph, features, cfg.kgrec, epochs=m_val.history.best_epoch)
                         for c in val_ctxs[1:]]
     ease_vals = [B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs]
@@ -180,7 +210,7 @@ def _full_context(data, cfg: ComparisonConfig) -> _Context:
 
 def _refit(data, features: NodeFeatures | None, cfg: ComparisonConfig, settings: dict) -> Recommender:
     """Refit on all interactions with choices made elsewhere (the evaluation's, usually)."""
-    missing = [k for k in SETTINGS if k not in settings and k != "slots"
+    missing = [k for k in SETTINGS if k not in settings and k not in OPTIONAL_SETTINGS
                and not (k == "text_recent" and features is None)]
     if missing:
         raise ValueError(f"fit_recommender: settings lack {missing}; expected {list(SETTINGS)}")
@@ -207,4 +237,8 @@ def _final_fit(full_ctx: _Context, features: NodeFeatures | None, cfg: Compariso
                                    FULL_MODEL)[tuned["residual"]]
     primary = ResidualBlendScorer(model.scorer(), residual, float(tuned["beta"]), new_full, float(tuned["shift"]),
                                   int(tuned.get("slots", 0)), list_k=cfg.split.k, seen=full_ctx.matrix)
-    return Recommender(full_ctx.kgrec_chain(primary, text_full), full_ctx.matrix, model, tuned)
+    people, links = None, full_ctx.links
+    if links is not None and links.shape[1]:
+        tuned.setdefault("people_weight", DEFAULT_PEOPLE_WEIGHT)
+        people = PeopleScorer(links, n_users, model.embeddings()["user"], float(tuned["people_weight"]))
+    return Recommender(full_ctx.kgrec_chain(primary, text_full), full_ctx.matrix, model, tuned, people, links)

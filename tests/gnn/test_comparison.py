@@ -66,7 +66,7 @@ def test_one_tidy_table_with_every_model_and_slice(result):
     assert models <= set(t.model)
     for m in models:
         assert set(SLICES) <= set(t[t.model == m].slice)
-    assert {"kgrec", "common_friends"} <= set(t[t.slice == "people_to_follow"].model)
+    assert {"kgrec", "kgrec-gnn_only", "common_friends"} <= set(t[t.slice == "people_to_follow"].model)
     vals = t[list(METRIC_COLUMNS)].drop(columns="mrr").to_numpy()
     assert ((vals >= 0) & (vals <= 1)).all()
 
@@ -95,7 +95,14 @@ def test_fit_recommender_publishes_k_unseen_rows_for_every_user_with_reasons():
     seen = rec.seen
     assert not np.asarray(seen[recs.user_idx.to_numpy(), recs.item_idx.to_numpy()]).any()
     assert set(recs["reason"]) <= {"gnn", "text", "friends", "nearby", "popular"}
-    assert {"ease_lambda", "epochs", "beta", "shift", "residual"} <= set(rec.tuned)
+    assert {"ease_lambda", "epochs", "beta", "shift", "residual", "people_weight"} <= set(rec.tuned)
+    # the planted graph has follow links: people to follow for everyone, never self or a friend
+    people = rec.suggest_people(k=5)
+    assert people.groupby("user_idx").size().reindex(range(60)).eq(5).all()
+    links = data["user", "follows", "user"].edge_index.numpy()
+    known = set(zip(links[0], links[1])) | set(zip(links[1], links[0]))
+    assert not any(u == o or (u, o) in known for u, o in zip(people.user_idx, people.other_idx))
+    assert set(people["reason"]) <= {"friends", "gnn"}
     two = fit_recommender(data, features, ComparisonConfig(kgrec=quick, blend_betas=(1.0,), blend_shifts=(0.0,),
                                                            validation_folds=2))
     assert two.recommend(k=10).groupby("user_idx").size().reindex(range(60)).eq(10).all()
@@ -156,6 +163,8 @@ def test_a_refit_with_the_tuned_settings_publishes_the_same_lists():
     a, b = tuned.recommend(k=10), refit.recommend(k=10)
     assert (a[["user_idx", "rank", "item_idx", "reason"]].to_numpy() == b[["user_idx", "rank", "item_idx", "reason"]].to_numpy()).all()
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=1e-5, atol=1e-6)
+    pa, pb = tuned.suggest_people(k=5), refit.suggest_people(k=5)
+    assert (pa[["user_idx", "rank", "other_idx"]].to_numpy() == pb[["user_idx", "rank", "other_idx"]].to_numpy()).all()
     assert refit.tuned["source"] == "test" and "val_ndcg" not in refit.tuned
     with pytest.raises(ValueError, match="residual"):
         fit_recommender(data, features, cfg, settings={k: v for k, v in given.items() if k != "residual"})
@@ -169,6 +178,9 @@ def test_the_evaluated_settings_map_onto_the_refit(result):
     kg = result.tuned["kgrec"]
     assert (s["epochs"], s["residual"], s["beta"], s["shift"]) == (kg["epochs"], kg["residual"], kg["beta"], kg["shift"])
     assert s["ease_lambda"] == result.tuned["ease"]["lambda"] and s["text_recent"] == result.tuned["text"]["recent"]
+    # the people-to-follow weight was chosen on links the validation model never saw
+    people = result.tuned["people"]
+    assert s["people_weight"] == people["weight"] and set(people["val"]) == set(ComparisonConfig().people_weights)
 
 
 def test_epoch_timing_alone_alternates_rounds_of_both_models():

@@ -9,8 +9,9 @@ import scipy.sparse as sp
 from contracts import ScorerContract, make_scorer_toy
 from gnn.baselines import PopularityScorer
 from gnn.scoring import (ColdStartFallback, CommonFriendsScorer, FriendsScorer, IndexScorer, NearbyScorer,
-                         ResidualBlendScorer, evaluate_people, haversine_km, recommend_all, rerank_by_distance,
-                         reserve_new_item_slots, split_links)
+                         PeopleScorer, ResidualBlendScorer, evaluate_people, haversine_km, recommend_all,
+                         rerank_by_distance, reserve_new_item_slots, split_links, suggest_people,
+                         tune_people_weight)
 
 
 class _Table(IndexScorer):
@@ -145,6 +146,54 @@ def test_people_to_follow_is_evaluated_on_held_out_links():
     assert row["recall@20"] == pytest.approx(1.0)
     rand = _Table(rng.random((20, 20)))
     assert evaluate_people(rand, train, test, 20, "random")["ndcg@20"] <= row["ndcg@20"]
+
+
+def _people_toy():
+    """Six users: 0-1-2 a chain of friends, 3 and 4 strangers to everyone, 5 nobody's friend.
+    States: 0 and 4 alike (the same taste, no common friend); 3 unlike 0."""
+    links = np.array([[0, 1], [1, 2]]).T
+    z = np.array([[1.0, 0.0], [0.2, 0.2], [0.3, 0.1], [-1.0, 0.0], [0.9, 0.1], [0.0, 0.1]])
+    return links, z
+
+
+def test_people_scorer_puts_friends_of_friends_first_then_alike_users():
+    links, z = _people_toy()
+    got = suggest_people(PeopleScorer(links, 6, z, weight=1.0), links, np.array([0]), k=10)
+    others = got["other_idx"].tolist()
+    # never themselves, never a friend they already have
+    assert 0 not in others and 1 not in others
+    # 2 shares friend 1 with user 0; 4 shares none but has 0's taste; 3 has the opposite taste
+    assert others[:2] == [2, 4] and others[-1] == 3
+    assert got["reason"].tolist()[:2] == ["friends", "gnn"]
+    assert got["rank"].tolist() == list(range(1, len(got) + 1))
+    assert np.isfinite(got["score"]).all() and got["score"].is_monotonic_decreasing
+    # weight 0 is the common-friends baseline: same order as CommonFriendsScorer
+    base = suggest_people(PeopleScorer(links, 6, z, weight=0.0), links, np.array([0]), k=10)
+    assert base["other_idx"].iloc[0] == 2
+    assert np.allclose(PeopleScorer(links, 6, None).score(np.array([0, 3])),
+                       CommonFriendsScorer(links, 6).score(np.array([0, 3])))
+
+
+def test_every_user_gets_k_people_unless_fewer_are_left():
+    links, z = _people_toy()
+    got = suggest_people(PeopleScorer(links, 6, z), links, k=3)
+    sizes = got.groupby("user_idx").size()
+    assert sizes.to_dict() == {0: 3, 1: 3, 2: 3, 3: 3, 4: 3, 5: 3}
+    known = {(0, 1), (1, 0), (1, 2), (2, 1)}
+    assert not any((u, o) in known or u == o for u, o in zip(got["user_idx"], got["other_idx"]))
+
+
+def test_people_weight_is_tuned_on_links_the_model_did_not_see():
+    rng = np.random.default_rng(3)
+    # two communities of 12; within each, links are sparse (few common friends), and the user
+    # states know the communities: the weight that uses them must win on held-out links
+    links = np.array([(a, b) for c in (0, 12) for a in range(c, c + 12) for b in range(a + 1, c + 12)
+                      if rng.random() < 0.3]).T
+    train, held = split_links(links, 0.3, seed=2)
+    z = np.r_[np.tile([1.0, 0.0], (12, 1)), np.tile([0.0, 1.0], (12, 1))] + rng.normal(0, 0.05, (24, 2))
+    w, table = tune_people_weight(train, held, 24, z, (0.0, 1.0, 4.0))
+    assert set(table) == {0.0, 1.0, 4.0} and all(0 <= v <= 1 for v in table.values())
+    assert w > 0 and table[w] > table[0.0]
 
 
 class TestPopularityScorer(ScorerContract):
