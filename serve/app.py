@@ -26,7 +26,7 @@ from serve.config import ServeConfig
 from serve.errors import InvalidRequestError, NotFoundError, UnavailableError
 from serve.publication import LoadedPublication, PublicationRegistry
 from serve.ranking import Ranked, new_user, parse_near, published, similar_items
-from serve.schemas import (MAX_K, ExplanationList, Health, NewUserRequest, RecommendationList,
+from serve.schemas import (MAX_K, ExplanationList, Health, NewUserRequest, PeopleList, RecommendationList,
                            SimilarItems)
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,21 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         pub = registry.current(domain) or await run_in_threadpool(registry.get, domain)
         r = similar_items(pub, item_id, k)
         return _json({"domain": domain, "run_id": pub.run_id, "item_id": item_id, "items": _items(pub, r)})
+
+    @app.get("/v1/{domain}/users/{user_id}/people", response_model=PeopleList, dependencies=secured,
+             responses=errors, tags=["people"])
+    async def people_to_follow(domain: DomainParam, user_id: IdParam,
+                               k: Annotated[int, Query(ge=1, le=MAX_K)] = 20) -> PeopleList:
+        """People a known user may want to follow (domains with user links: social)."""
+        pub = registry.current(domain) or await run_in_threadpool(registry.get, domain)
+        if pub.people is None:
+            raise NotFoundError(f"domain {domain!r} publishes no people to follow (its data has no user links)")
+        pub.user(user_id)
+        got = pub.people.get(user_id)
+        rows = [] if got is None else [
+            {"user_id": str(u), "rank": n + 1, "score": float(sc), "reason": str(r)}
+            for n, (u, sc, r) in enumerate(zip(got.user_ids[:k], got.scores[:k], got.reasons[:k]))]
+        return _json({"domain": domain, "run_id": pub.run_id, "user_id": user_id, "people": rows})
 
     @app.get("/v1/{domain}/users/{user_id}/items/{item_id}/explanation", response_model=ExplanationList,
              dependencies=secured, responses=errors, tags=["recommendations"])

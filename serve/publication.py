@@ -91,6 +91,15 @@ class UserList:
     reasons: np.ndarray
 
 
+@dataclass(frozen=True)
+class PeopleToFollow:
+    """One user's published people to follow, best first (user ids)."""
+
+    user_ids: np.ndarray
+    scores: np.ndarray
+    reasons: np.ndarray
+
+
 class _Titles(Mapping):
     """Item id → title (or None), a view over the publication's arrays."""
 
@@ -157,6 +166,8 @@ class LoadedPublication:
     model: Any
     store: Any = None
     explanations: PublishedExplanations | None = None
+    #: people to follow per user id, best first (None: the domain publishes none)
+    people: dict[str, PeopleToFollow] | None = None
     names: dict = field(init=False, repr=False)
     loaded_at: float = field(default_factory=time.time)
     #: ``x_item`` transposed (``[dim, n_items]``, contiguous): one query against every item is
@@ -303,6 +314,15 @@ def load_publication(path: Path, domain: str, run_id: str, store: Any = None) ->
         explanations = _load_explanations(path / "explanations.parquet", lists, item_ids)
     except (OSError, ValueError, KeyError) as e:
         raise UnavailableError(f"publication {path} has unreadable explanations: {type(e).__name__}: {e}") from e
+    people = None
+    if (path / "people.parquet").exists():
+        try:
+            frame = pd.read_parquet(path / "people.parquet").sort_values(["user_id", "rank"], kind="stable")
+        except (OSError, ValueError) as e:
+            raise UnavailableError(f"publication {path} has unreadable people.parquet: {type(e).__name__}: {e}") from e
+        people = {str(u): PeopleToFollow(g["suggested_user_id"].astype(str).to_numpy(dtype=object),
+                                   g["score"].to_numpy(np.float64), g["reason"].astype(str).to_numpy(dtype=object))
+                  for u, g in frame.groupby("user_id", sort=False)}
     iu = inter["user_id"].astype(str).map(user_index)
     ii = inter["item_id"].astype(str).map(item_index)
     ok = iu.notna() & ii.notna()
@@ -332,7 +352,7 @@ def load_publication(path: Path, domain: str, run_id: str, store: Any = None) ->
         item_ok=_np(serving["item_ok"]).astype(bool), user_ok=_np(serving["user_ok"]).astype(bool),
         popularity=np.asarray(_np(serving["popularity"]), dtype=np.float64),
         item_pos=pos, lists=lists, seen=seen, also_buy=also_buy, model=model, store=store,
-        explanations=explanations)
+        explanations=explanations, people=people)
 
 
 def read_latest_target(out: Path, domain: str) -> str | None:

@@ -60,6 +60,21 @@ class ExplanationList(BaseModel):
     explanations: list[Explanation]
 
 
+class SuggestedPerson(BaseModel):
+    user_id: str
+    rank: int = Field(ge=1)
+    score: float
+    reason: Literal["friends", "gnn"] = Field(
+        description="friends: you share at least one friend; gnn: the model finds you alike")
+
+
+class PeopleList(BaseModel):
+    domain: str
+    run_id: str
+    user_id: str
+    people: list[SuggestedPerson] = Field(description="people to follow, best first; never a current link")
+
+
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

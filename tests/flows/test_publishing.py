@@ -13,6 +13,7 @@ import pytest
 
 from flows.publishing import (
     PublicationError,
+    check_people,
     check_recommendations,
     clean_staging,
     latest_publication,
@@ -59,6 +60,25 @@ def test_check_refuses_seen_items_and_missing_users():
     with pytest.raises(PublicationError, match="every_user"):
         check_recommendations(recs(r), "content", r, pd.Series(["u1", "u2", "u3"]), 2)
     check_recommendations(recs(r), "content", r, pd.Series(["u1", "u2"]), 2)
+
+
+def test_check_refuses_people_suggested_to_themselves_or_already_linked():
+    r = new_run_id()
+    users = pd.Series(["u1", "u2", "u3"])
+    ok = pd.DataFrame({"domain": "social", "user_id": ["u1", "u2"], "rank": [1, 1],
+                       "suggested_user_id": ["u3", "u3"], "score": [1.0, 0.5], "reason": ["friends", "gnn"],
+                       "run_id": r})
+    links = pd.DataFrame({"src_user_id": ["u2"], "dst_user_id": ["u1"]})
+    check_people(ok, "social", r, users, 20, links)
+    with pytest.raises(PublicationError, match=r"not_self.*'u2'"):
+        check_people(ok.assign(suggested_user_id=["u3", "u2"]), "social", r, users, 20, links)
+    # a link counts in both directions: u2 follows u1, so u1 is not offered u2
+    with pytest.raises(PublicationError, match=r"not_already_linked.*'u1'"):
+        check_people(ok.assign(suggested_user_id=["u2", "u3"]), "social", r, users, 20, links)
+    with pytest.raises(PublicationError, match=r"known_users.*'ghost'"):
+        check_people(ok.assign(suggested_user_id=["ghost", "u3"]), "social", r, users, 20, links)
+    with pytest.raises(PublicationError, match="rank_range"):
+        check_people(ok.assign(rank=[1, 21]), "social", r, users, 20, links)
 
 
 def _slow_publish(out: str, run_id: str) -> None:

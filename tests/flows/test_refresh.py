@@ -62,6 +62,20 @@ def test_each_bundled_domain_refreshes_end_to_end(prefect_api, shared_cache, tmp
     pd.testing.assert_frame_equal(published, want)
     assert published["kind"].nunique() >= 2, published["kind"].value_counts()
     store.close()
+    # the social domain also publishes people to follow, for every user; the others have no links
+    people_file = latest_publication(out, domain).path / "people.parquet"
+    if domain == "social":
+        from quality.gate import open_dataset
+
+        ds = open_dataset(sample_path(domain))
+        people = pd.read_parquet(people_file)
+        assert set(people["user_id"]) == set(ds.users["user_id"])
+        assert people.groupby("user_id").size().eq(20).all()
+        links = set(zip(ds.user_links.src_user_id, ds.user_links.dst_user_id))
+        assert not any(u == o or (u, o) in links or (o, u) in links
+                       for u, o in zip(people.user_id, people.suggested_user_id))
+    else:
+        assert not people_file.exists()
 
 
 def test_evaluation_artifacts_and_metrics_table(prefect_api, shared_cache, tmp_path):

@@ -27,13 +27,15 @@ def serve_cache(request) -> Path:
 
 @pytest.fixture(scope="session")
 def served_out(tmp_path_factory, serve_cache) -> Path:
-    """An output root with real ecommerce and travel publications (entity extraction off: it
-    triples the build time and explanations still have co-interaction and category paths)."""
+    """An output root with real ecommerce, travel and social publications (entity extraction off:
+    it triples the build time and explanations still have co-interaction and category paths;
+    social's are not needed, only its people to follow)."""
     from quality.synth import sample_path
 
     out = tmp_path_factory.mktemp("served") / "out"
     build_publication(sample_path("ecommerce"), out, serve_cache, extractor="none")
     build_publication(sample_path("travel"), out, serve_cache, extractor="none")
+    build_publication(sample_path("social"), out, serve_cache, extractor="none", explain_paths=0)
     return out
 
 

@@ -203,6 +203,29 @@ def test_explanations_are_the_graphs_with_the_configured_history(served_out, eco
     assert ServeConfig().explain_history == 200
 
 
+def test_people_to_follow_are_the_published_ones_and_never_current_links(client, served_out):
+    pub = latest_publication(served_out, "social")
+    published = pd.read_parquet(pub.path / "people.parquet")
+    links = pd.read_parquet(pub.path / "user_links.parquet")
+    linked = set(zip(links.src_user_id, links.dst_user_id)) | set(zip(links.dst_user_id, links.src_user_id))
+    for user in published["user_id"].unique()[:5]:
+        r = client.get(f"/v1/social/users/{user}/people?k=5")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["run_id"] == pub.run_id and body["user_id"] == user
+        got = body["people"]
+        want = published[published.user_id == user].sort_values("rank").head(5)
+        assert [p["user_id"] for p in got] == want["suggested_user_id"].tolist()
+        assert [p["rank"] for p in got] == [1, 2, 3, 4, 5]
+        assert all(p["reason"] in ("friends", "gnn") for p in got)
+        assert not any(p["user_id"] == user or (user, p["user_id"]) in linked for p in got)
+    # a domain without user links says so, and an unknown user is named
+    r = client.get("/v1/ecommerce/users/u0000/people")
+    assert r.status_code == 404 and "no people to follow" in r.text
+    r = client.get("/v1/social/users/ghost-user/people")
+    assert r.status_code == 404 and "ghost-user" in r.text
+
+
 @pytest.mark.parametrize("method,url,body,status,names", [
     ("get", "/v1/nowhere/users/u0000/recommendations", None, 404, "nowhere"),
     ("get", "/v1/ecommerce/users/no-such-user/recommendations", None, 404, "no-such-user"),
