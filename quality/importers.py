@@ -1180,11 +1180,10 @@ def _import_yfcc(src: Path, stats: ImportStats) -> _Tables:
     stats.note("weight = ln(1 + photos taken during the visit); the count is in 'photos', the trip "
                "in 'seq_id'")
 
-    # Users: no side information in the source. profile_text summarises where and when they
-    # travelled and which kinds of place they photographed, never naming a POI, so it leaks
-    # little into cold-user evaluation.
-    vis_th = vis.assign(theme=vis["item_id"].map(dict(zip(items["item_id"], items["theme"]))))
-    themes = _ranked_terms(vis_th.drop_duplicates(["user_id", "seq_id", "item_id"]), "user_id", "theme", 3)
+    # Users: no side information in the source. profile_text says where and when they travelled
+    # (a travel site knows a member's destinations: the location cold start), never what they
+    # photographed there: the kinds of place a user visited are the very visits a cold user's
+    # evaluation hides, so they would hand the model the answer.
     per_user = vis.groupby("user_id").agg(first=("taken", "min"), last=("taken", "max"),
                                           trips=("seq_id", "nunique"))
     cities_of = vis.groupby("user_id")["city"].agg(lambda c: sorted(set(c)))
@@ -1195,15 +1194,11 @@ def _import_yfcc(src: Path, stats: ImportStats) -> _Tables:
         years = (f"{u['first'].year}" if u["first"].year == u["last"].year
                  else f"{u['first'].year}-{u['last'].year}")
         trips = f"{u['trips']} trip" + ("s" if u["trips"] != 1 else "")
-        text = f"Flickr photographer; {trips} to {' and '.join(cities_of[uid])} ({years})."
-        th = themes.get(uid)
-        if isinstance(th, list) and th:
-            text += " Photographs mostly: " + ", ".join(th) + "."
-        return text
+        return f"Flickr photographer; {trips} to {' and '.join(cities_of[uid])} ({years})."
 
     users["profile_text"] = users["user_id"].map(profile)
-    stats.note("profile_text = cities, trip count, years and the 3 themes a user visited most "
-               "(derived from visits: the source has no user side information)")
+    stats.note("profile_text = cities, trip count and years (derived from visits: the source has "
+               "no user side information; no kinds of place, which would leak held-out visits)")
     unvisited = (~items["item_id"].isin(set(inter["item_id"]))).sum()
     stats.note(f"{unvisited} POIs have no visit; kept as cold-start items")
     if any(src.rglob("costProf*.csv")):

@@ -359,6 +359,11 @@ def test_yfcc_all_cities(imported):
     assert 3_900 < trips["melb"] <= 3_975 and 5_900 < trips["toro"] <= 6_057
     assert pd.to_numeric(out["photos"]).sum() == 17_087 + 39_419 - 23 - 234
     assert (ds.users["profile_text"] != "").all()
+    # where and when, never what: the kinds of place visited are what a cold user's test hides
+    texts = ds.users["profile_text"]
+    assert texts.str.fullmatch(r"Flickr photographer; \d+ trips? to [A-Za-z ]+ \(\d{4}(-\d{4})?\)\.").all()
+    themes = set(ds.items["theme"].dropna().str.lower())
+    assert not any(t in text.lower() for text in texts for t in themes if len(t) > 3)
 
 
 @pytest.mark.parametrize("city,code,n_items", [("melbourne", "melb", 242), ("toronto", "toro", 30)])
