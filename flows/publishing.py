@@ -54,6 +54,25 @@ def new_run_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
 
 
+def _refuser(what: str, domain: str):
+    """A function that raises :class:`PublicationError` naming ``what``, the rule and up to five rows."""
+
+    def refuse(rule: str, rows: pd.DataFrame | list) -> None:
+        sample = rows.head(5).to_dict("records") if isinstance(rows, pd.DataFrame) else rows[:5]
+        raise PublicationError(f"{what} for {domain} break rule '{rule}': e.g. {sample}")
+
+    return refuse
+
+
+def _check_frame(frame: pd.DataFrame, columns: tuple[str, ...], domain: str, run_id: str, refuse) -> None:
+    """The rules every published table shares: its columns, one domain and one run."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        refuse("columns", [f"missing {missing}"])
+    if (frame["domain"] != domain).any() or (frame["run_id"] != run_id).any():
+        refuse("one_domain_one_run", frame[(frame["domain"] != domain) | (frame["run_id"] != run_id)])
+
+
 def check_recommendations(
     recs: pd.DataFrame, domain: str, run_id: str, user_ids: pd.Series, k: int,
     seen: pd.DataFrame | None = None,
@@ -66,16 +85,8 @@ def check_recommendations(
     Raises:
         PublicationError: naming the rule and up to five offending rows.
     """
-
-    def refuse(rule: str, rows: pd.DataFrame | list) -> None:
-        sample = rows.head(5).to_dict("records") if isinstance(rows, pd.DataFrame) else rows[:5]
-        raise PublicationError(f"recommendations for {domain} break rule '{rule}': e.g. {sample}")
-
-    missing = [c for c in REC_COLUMNS if c not in recs.columns]
-    if missing:
-        refuse("columns", [f"missing {missing}"])
-    if (recs["domain"] != domain).any() or (recs["run_id"] != run_id).any():
-        refuse("one_domain_one_run", recs[(recs["domain"] != domain) | (recs["run_id"] != run_id)])
+    refuse = _refuser("recommendations", domain)
+    _check_frame(recs, REC_COLUMNS, domain, run_id, refuse)
     users = set(user_ids.astype(str))
     have = set(recs["user_id"].astype(str))
     if users - have:
@@ -103,16 +114,8 @@ def check_people(people: pd.DataFrame, domain: str, run_id: str, user_ids: pd.Se
     Raises:
         PublicationError: naming the rule and up to five offending rows.
     """
-
-    def refuse(rule: str, rows: pd.DataFrame | list) -> None:
-        sample = rows.head(5).to_dict("records") if isinstance(rows, pd.DataFrame) else rows[:5]
-        raise PublicationError(f"people to follow for {domain} break rule '{rule}': e.g. {sample}")
-
-    missing = [c for c in PEOPLE_COLUMNS if c not in people.columns]
-    if missing:
-        refuse("columns", [f"missing {missing}"])
-    if (people["domain"] != domain).any() or (people["run_id"] != run_id).any():
-        refuse("one_domain_one_run", people[(people["domain"] != domain) | (people["run_id"] != run_id)])
+    refuse = _refuser("people to follow", domain)
+    _check_frame(people, PEOPLE_COLUMNS, domain, run_id, refuse)
     users = set(user_ids.astype(str))
     unknown = ~people["user_id"].astype(str).isin(users) | ~people["suggested_user_id"].astype(str).isin(users)
     if unknown.any():
