@@ -326,13 +326,15 @@ def explain_domain(target: str, out: Path, domain: str, recs_folder: Path, paths
 
 def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_folder: Path,
                    metrics_path: Path | None, params: dict, explanations: Path | None = None):
-    """Check the contract, publish atomically, mirror RECOMMENDED edges; returns (publication, sample).
+    """Check the contract, publish atomically, mirror RECOMMENDED (and SUGGESTED: people to follow)
+    edges; returns (publication, sample).
 
     ``explanations`` (from :func:`explain_domain`) is published beside the lists; it must explain
     exactly these lists.
     """
     from flows.publishing import PublicationError, check_people, check_recommendations, publish
     from kg.explain import read_explanations_meta
+    from kg.store import PEOPLE_COLUMNS
 
     if explanations is not None:
         made_for = read_explanations_meta(explanations).get("recommendations_sha256")
@@ -345,9 +347,19 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
     k = int(params.get("k", 20))
     check_recommendations(recs, dataset.domain, run_id, dataset.users["user_id"], k,
                           seen=dataset.interactions[["user_id", "item_id"]])
+    people = None
+    if (recs_folder / "people.parquet").exists():
+        people = pd.read_parquet(recs_folder / "people.parquet")
+        people.insert(0, "domain", dataset.domain)
+        people["run_id"] = run_id
+        check_people(people, dataset.domain, run_id, dataset.users["user_id"], k,
+                     dataset.user_links[["src_user_id", "dst_user_id"]])
     store = open_store(target, out, dataset.domain)
     try:
         store.write_recommendations(dataset.domain, run_id, recs)
+        # an empty frame still clears the suggestions of an earlier run
+        store.write_people(dataset.domain, run_id, people if people is not None else
+                           pd.DataFrame(columns=list(PEOPLE_COLUMNS)))
     finally:
         store.close()
     extra: dict[str, Any] = {"params.json": params}
@@ -357,12 +369,7 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
         extra["model"] = recs_folder / "model"
     if explanations is not None:
         extra["explanations.parquet"] = explanations
-    if (recs_folder / "people.parquet").exists():
-        people = pd.read_parquet(recs_folder / "people.parquet")
-        people.insert(0, "domain", dataset.domain)
-        people["run_id"] = run_id
-        check_people(people, dataset.domain, run_id, dataset.users["user_id"], k,
-                     dataset.user_links[["src_user_id", "dst_user_id"]])
+    if people is not None:
         extra["people.parquet"] = people
     # What the API needs beside the lists: item metadata, histories and links (for new users
     # who bring a history or friends), so a publication is self-contained.

@@ -44,6 +44,7 @@ from kg.schema import (
     LON,
     NAME,
     PROFILE_TEXT,
+    PUBLISHED_RELS,
     RATING,
     RESERVED_NODE_KEYS,
     SCHEMA_VERSION,
@@ -100,7 +101,7 @@ class GraphRows:
 
     def expected_counts(self) -> GraphCounts:
         """The counts a store holds for the domain once these rows are written (without
-        ``RECOMMENDED``, which publishing owns)."""
+        ``RECOMMENDED`` and ``SUGGESTED``, which publishing owns)."""
         out = GraphCounts()
         for label, frame in self.nodes.items():
             out.nodes[str(label)] = len(frame)
@@ -434,7 +435,7 @@ def write_rows(store: GraphStore, rows: GraphRows, force: bool = False) -> Graph
     store.write_meta(GraphMeta(domain, SCHEMA_VERSION, build, complete=True, updated_at=now_iso()))
     store.flush()
     counts = store.counts(domain)
-    got = GraphCounts(dict(counts.nodes), {**counts.edges, str(RelType.RECOMMENDED): 0})
+    got = GraphCounts(dict(counts.nodes), {**counts.edges, **{str(r): 0 for r in PUBLISHED_RELS}})
     if got != expected:
         raise SchemaError(f"domain {domain!r} in {store.location} holds {got} after build {build}, "
                           f"but the build wrote {expected}; did another process write the same "

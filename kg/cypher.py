@@ -25,6 +25,7 @@ from kg.schema import (
     ID,
     META_LABEL,
     NODE_INDEXES,
+    PUBLISHED_RELS,
     RELS,
     RUN_ID,
     SCHEMA_VERSION_KEY,
@@ -84,8 +85,8 @@ def _seek(var: str, label: Label) -> str:
 
 
 def _stamp(rel: RelType) -> tuple[str, str]:
-    # RECOMMENDED rows belong to a publishing run, not to a build.
-    return (RUN_ID, "$run_id") if rel is RelType.RECOMMENDED else (BUILD, "$build")
+    # RECOMMENDED and SUGGESTED rows belong to a publishing run, not to a build.
+    return (RUN_ID, "$run_id") if rel in PUBLISHED_RELS else (BUILD, "$build")
 
 
 def value_props(rel: RelType) -> list[str]:
@@ -322,13 +323,21 @@ CREATE_MENTIONS_RELS = _create_rels("CREATE_MENTIONS_RELS", RelType.MENTIONS)
 CREATE_FOLLOWS_RELS = _create_rels("CREATE_FOLLOWS_RELS", RelType.FOLLOWS)
 MERGE_CO_INTERACTED_RELS = _merge_rels("MERGE_CO_INTERACTED_RELS", RelType.CO_INTERACTED)
 CREATE_CO_INTERACTED_RELS = _create_rels("CREATE_CO_INTERACTED_RELS", RelType.CO_INTERACTED)
-DELETE_OLD_RECOMMENDED = Query("DELETE_OLD_RECOMMENDED", f"""
-MATCH (a:{Label.USER} {{{DOMAIN}: $domain}})-[r:{RelType.RECOMMENDED}]->()
+
+
+def _delete_old_run_rels(name: str, rel: RelType) -> Query:
+    return Query(name, f"""
+MATCH (a:{Label.USER} {{{DOMAIN}: $domain}})-[r:{rel}]->()
 WHERE r.{RUN_ID} IS NULL OR r.{RUN_ID} <> $run_id
 WITH r LIMIT $limit
 DELETE r
 RETURN count(*) AS deleted
 """)
+
+
+MERGE_SUGGESTED_RELS = _merge_rels("MERGE_SUGGESTED_RELS", RelType.SUGGESTED)
+DELETE_OLD_RECOMMENDED = _delete_old_run_rels("DELETE_OLD_RECOMMENDED", RelType.RECOMMENDED)
+DELETE_OLD_SUGGESTED = _delete_old_run_rels("DELETE_OLD_SUGGESTED", RelType.SUGGESTED)
 
 # --------------------------------------------------------------------------- refresh / drop
 
@@ -349,6 +358,7 @@ DELETE_DOMAIN_FOLLOWS = _delete_domain_rels("DELETE_DOMAIN_FOLLOWS", RelType.FOL
 DELETE_DOMAIN_RECOMMENDED = _delete_domain_rels("DELETE_DOMAIN_RECOMMENDED", RelType.RECOMMENDED)
 DELETE_DOMAIN_CO_INTERACTED = _delete_domain_rels("DELETE_DOMAIN_CO_INTERACTED",
                                                   RelType.CO_INTERACTED)
+DELETE_DOMAIN_SUGGESTED = _delete_domain_rels("DELETE_DOMAIN_SUGGESTED", RelType.SUGGESTED)
 DELETE_DOMAIN_USERS = _delete_domain_nodes("DELETE_DOMAIN_USERS", Label.USER)
 DELETE_DOMAIN_ITEMS = _delete_domain_nodes("DELETE_DOMAIN_ITEMS", Label.ITEM)
 DELETE_DOMAIN_CATEGORIES = _delete_domain_nodes("DELETE_DOMAIN_CATEGORIES", Label.CATEGORY)
@@ -366,6 +376,7 @@ COUNT_MENTIONS = _count_rels("COUNT_MENTIONS", RelType.MENTIONS)
 COUNT_FOLLOWS = _count_rels("COUNT_FOLLOWS", RelType.FOLLOWS)
 COUNT_RECOMMENDED = _count_rels("COUNT_RECOMMENDED", RelType.RECOMMENDED)
 COUNT_CO_INTERACTED = _count_rels("COUNT_CO_INTERACTED", RelType.CO_INTERACTED)
+COUNT_SUGGESTED = _count_rels("COUNT_SUGGESTED", RelType.SUGGESTED)
 
 USER_ROWS = _node_rows("USER_ROWS", Label.USER)
 ITEM_ROWS = _node_rows("ITEM_ROWS", Label.ITEM)
@@ -386,6 +397,7 @@ MENTIONS_ROWS = _rel_rows("MENTIONS_ROWS", RelType.MENTIONS)
 FOLLOWS_ROWS = _rel_rows("FOLLOWS_ROWS", RelType.FOLLOWS)
 RECOMMENDED_ROWS = _rel_rows("RECOMMENDED_ROWS", RelType.RECOMMENDED)
 CO_INTERACTED_ROWS = _rel_rows("CO_INTERACTED_ROWS", RelType.CO_INTERACTED)
+SUGGESTED_ROWS = _rel_rows("SUGGESTED_ROWS", RelType.SUGGESTED)
 
 # --------------------------------------------------------------------------- explanation paths
 # Batched: the path groups of kg.store.PATH_GROUP_COLUMNS from one user to a list of items,
@@ -602,6 +614,7 @@ MERGE_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: MERGE_INTERACTED_RELS, RelType.IN_CATEGORY: MERGE_IN_CATEGORY_RELS,
     RelType.MENTIONS: MERGE_MENTIONS_RELS, RelType.FOLLOWS: MERGE_FOLLOWS_RELS,
     RelType.RECOMMENDED: MERGE_RECOMMENDED_RELS, RelType.CO_INTERACTED: MERGE_CO_INTERACTED_RELS,
+    RelType.SUGGESTED: MERGE_SUGGESTED_RELS,
 }
 DELETE_STALE_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: DELETE_STALE_INTERACTED, RelType.IN_CATEGORY: DELETE_STALE_IN_CATEGORY,
@@ -616,6 +629,7 @@ DELETE_DOMAIN_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: DELETE_DOMAIN_INTERACTED, RelType.IN_CATEGORY: DELETE_DOMAIN_IN_CATEGORY,
     RelType.MENTIONS: DELETE_DOMAIN_MENTIONS, RelType.FOLLOWS: DELETE_DOMAIN_FOLLOWS,
     RelType.RECOMMENDED: DELETE_DOMAIN_RECOMMENDED, RelType.CO_INTERACTED: DELETE_DOMAIN_CO_INTERACTED,
+    RelType.SUGGESTED: DELETE_DOMAIN_SUGGESTED,
 }
 DELETE_DOMAIN_NODES: dict[Label, Query] = {
     Label.USER: DELETE_DOMAIN_USERS, Label.ITEM: DELETE_DOMAIN_ITEMS,
@@ -629,6 +643,7 @@ COUNT_RELS: dict[RelType, Query] = {
     RelType.INTERACTED: COUNT_INTERACTED, RelType.IN_CATEGORY: COUNT_IN_CATEGORY,
     RelType.MENTIONS: COUNT_MENTIONS, RelType.FOLLOWS: COUNT_FOLLOWS,
     RelType.RECOMMENDED: COUNT_RECOMMENDED, RelType.CO_INTERACTED: COUNT_CO_INTERACTED,
+    RelType.SUGGESTED: COUNT_SUGGESTED,
 }
 NODE_ROWS: dict[Label, Query] = {
     Label.USER: USER_ROWS, Label.ITEM: ITEM_ROWS,
@@ -646,5 +661,6 @@ REL_ROWS: dict[RelType, Query] = {
     RelType.INTERACTED: INTERACTED_ROWS, RelType.IN_CATEGORY: IN_CATEGORY_ROWS,
     RelType.MENTIONS: MENTIONS_ROWS, RelType.FOLLOWS: FOLLOWS_ROWS,
     RelType.RECOMMENDED: RECOMMENDED_ROWS, RelType.CO_INTERACTED: CO_INTERACTED_ROWS,
+    RelType.SUGGESTED: SUGGESTED_ROWS,
 }
 PATH_GROUPS_ALL = path_groups(tuple(PathKind), "PATH_GROUPS_ALL")

@@ -61,6 +61,7 @@ from kg.store import (
     path_group_frame,
     finish_rel_rows,
     node_records,
+    people_frame,
     recommendation_frame,
     rel_frame,
 )
@@ -520,10 +521,17 @@ class Neo4jStore:
         return endpoint_error(rel, domain, missing, len(pairs))
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
-        frame = recommendation_frame(rows)
-        written = self._write_groups(RelType.RECOMMENDED, cypher.MERGE_RECOMMENDED_RELS, domain,
-                                     frame, run_id=run_id)
-        self._delete_in_batches(cypher.DELETE_OLD_RECOMMENDED, domain=domain, run_id=run_id)
+        return self._replace_run(RelType.RECOMMENDED, cypher.MERGE_RECOMMENDED_RELS, cypher.DELETE_OLD_RECOMMENDED,
+                                 domain, run_id, recommendation_frame(rows))
+
+    def write_people(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
+        return self._replace_run(RelType.SUGGESTED, cypher.MERGE_SUGGESTED_RELS, cypher.DELETE_OLD_SUGGESTED,
+                                 domain, run_id, people_frame(rows))
+
+    def _replace_run(self, rel: RelType, merge: Query, delete_old: Query, domain: str, run_id: str,
+                     frame: pd.DataFrame) -> int:
+        written = self._write_groups(rel, merge, domain, frame, run_id=run_id) if len(frame) else 0
+        self._delete_in_batches(delete_old, domain=domain, run_id=run_id)
         return written
 
     # ----------------------------------------------------------------------- deletes

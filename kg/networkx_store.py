@@ -56,6 +56,7 @@ from kg.store import (
     node_records,
     check_history,
     history_cut,
+    people_frame,
     recommendation_frame,
     rel_frame,
     rel_records,
@@ -235,10 +236,14 @@ class NetworkXStore:
         return written
 
     def write_recommendations(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
-        frame = recommendation_frame(rows)
-        written = self._write_rels(RelType.RECOMMENDED, domain, frame, stamp={RUN_ID: run_id})
-        old = [(u, v, k) for u, v, k, d in self._domain_edges(domain, RelType.RECOMMENDED)
-               if d.get(RUN_ID) != run_id]
+        return self._replace_run(RelType.RECOMMENDED, domain, run_id, recommendation_frame(rows))
+
+    def write_people(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
+        return self._replace_run(RelType.SUGGESTED, domain, run_id, people_frame(rows))
+
+    def _replace_run(self, rel: RelType, domain: str, run_id: str, frame: pd.DataFrame) -> int:
+        written = self._write_rels(rel, domain, frame, stamp={RUN_ID: run_id}) if len(frame) else 0
+        old = [(u, v, k) for u, v, k, d in self._domain_edges(domain, rel) if d.get(RUN_ID) != run_id]
         self._graph.remove_edges_from(old)
         self._dirty = True
         return written

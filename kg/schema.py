@@ -45,6 +45,7 @@ class RelType(StrEnum):
     FOLLOWS = "FOLLOWS"
     RECOMMENDED = "RECOMMENDED"
     CO_INTERACTED = "CO_INTERACTED"
+    SUGGESTED = "SUGGESTED"
 
 
 # --------------------------------------------------------------------------- property keys
@@ -76,7 +77,7 @@ KIND = "kind"
 USERS = "users"
 FIRST_USER = "first_user"
 SECOND_USER = "second_user"
-# RECOMMENDED
+# RECOMMENDED and SUGGESTED
 RANK = "rank"
 SCORE = "score"
 REASON = "reason"
@@ -125,7 +126,13 @@ RELS: dict[RelType, RelSpec] = {
                                  (RANK, SCORE, REASON, RUN_ID)),
     RelType.CO_INTERACTED: RelSpec(RelType.CO_INTERACTED, Label.ITEM, Label.ITEM, (),
                                    (USERS, FIRST_USER, SECOND_USER)),
+    # people to follow: (user)-[:SUGGESTED]->(the user suggested to them), per publishing run
+    RelType.SUGGESTED: RelSpec(RelType.SUGGESTED, Label.USER, Label.USER, (),
+                               (RANK, SCORE, REASON, RUN_ID)),
 }
+
+#: Relationship types a publishing run owns: replaced per run, never part of a build.
+PUBLISHED_RELS: tuple[RelType, ...] = (RelType.RECOMMENDED, RelType.SUGGESTED)
 
 #: How many partners each item gets ``CO_INTERACTED`` relationships to (see
 #: :func:`kg.builder.co_interactions`): ``(i)-[:CO_INTERACTED {users: n}]->(x)`` for the
@@ -137,8 +144,8 @@ RELS: dict[RelType, RelSpec] = {
 #: per item instead of walking every user of every item a user liked.
 CO_INTERACTION_PARTNERS = 20
 
-#: Relationship types the builder writes and stamps with ``build``; ``RECOMMENDED`` belongs to
-#: publishing and is replaced per run instead.
+#: Relationship types the builder writes and stamps with ``build``; ``RECOMMENDED`` and
+#: ``SUGGESTED`` belong to publishing and are replaced per run instead.
 BUILT_RELS: tuple[RelType, ...] = (
     RelType.INTERACTED, RelType.IN_CATEGORY, RelType.MENTIONS, RelType.FOLLOWS,
     RelType.CO_INTERACTED,

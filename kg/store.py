@@ -55,6 +55,7 @@ PATH_GROUP_COLUMNS: dict[PathKind, tuple[str, ...]] = {
 
 #: Columns of the frame :meth:`GraphStore.write_recommendations` takes.
 RECOMMENDATION_COLUMNS = ("user_id", "item_id", "rank", "score", "reason")
+PEOPLE_COLUMNS = ("user_id", "suggested_user_id", "rank", "score", "reason")
 
 
 def _zero_nodes() -> dict[str, int]:
@@ -74,7 +75,7 @@ class GraphCounts:
     Attributes:
         nodes: ``{"User": n, "Item": n, "Category": n, "Entity": n}``.
         edges: ``{"INTERACTED": n, "IN_CATEGORY": n, "MENTIONS": n, "FOLLOWS": n,
-            "RECOMMENDED": n}``.
+            "RECOMMENDED": n, "CO_INTERACTED": n, "SUGGESTED": n}``.
     """
 
     nodes: dict[str, int] = field(default_factory=_zero_nodes)
@@ -194,6 +195,11 @@ class GraphStore(Protocol):
         """Replace the domain's ``RECOMMENDED`` relationships with ``rows``
         (:data:`RECOMMENDATION_COLUMNS`): the new ones are written first, then those of
         other runs are deleted. Returns the number written."""
+
+    def write_people(self, domain: str, run_id: str, rows: pd.DataFrame) -> int:
+        """Replace the domain's ``SUGGESTED`` relationships (people to follow) with ``rows``
+        (:data:`PEOPLE_COLUMNS`), as :meth:`write_recommendations` does for the lists; no rows
+        removes the previous run's. Returns the number written."""
 
     def flush(self) -> None:
         """Make every write so far durable (a no-op where each write already is)."""
@@ -410,16 +416,27 @@ def path_group_frame(kind: PathKind, rows: list[tuple]) -> pd.DataFrame:
 
 def recommendation_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """A recommendations frame (:data:`RECOMMENDATION_COLUMNS`) as ``RECOMMENDED`` rows."""
-    if missing := [c for c in RECOMMENDATION_COLUMNS if c not in rows.columns]:
-        raise ValueError(f"recommendation rows need columns {list(RECOMMENDATION_COLUMNS)}; "
-                         f"missing {missing}")
-    frame = rows[list(RECOMMENDATION_COLUMNS)].rename(columns={"user_id": "src", "item_id": "dst"})
+    return _ranked_frame(RelType.RECOMMENDED, rows, RECOMMENDATION_COLUMNS, "recommendation",
+                         "each item is recommended once per user")
+
+
+def people_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """A people-to-follow frame (:data:`PEOPLE_COLUMNS`) as ``SUGGESTED`` rows."""
+    return _ranked_frame(RelType.SUGGESTED, rows, PEOPLE_COLUMNS, "people",
+                         "each person is suggested once per user")
+
+
+def _ranked_frame(rel: RelType, rows: pd.DataFrame, columns: tuple[str, ...], what: str,
+                  once: str) -> pd.DataFrame:
+    if missing := [c for c in columns if c not in rows.columns]:
+        raise ValueError(f"{what} rows need columns {list(columns)}; missing {missing}")
+    src, dst = columns[:2]
+    frame = rows[list(columns)].rename(columns={src: "src", dst: "dst"})
     frame = frame.assign(rank=frame["rank"].astype("int64"), score=frame["score"].astype("float64"))
     if (dup := frame.duplicated(["src", "dst"])).any():
         ex = frame.loc[dup, ["src", "dst"]].head(5).values.tolist()
-        raise ValueError(f"recommendation rows: {int(dup.sum())} duplicated (user_id, item_id) "
-                         f"pairs (first: {ex}); each item is recommended once per user")
-    return rel_frame(RelType.RECOMMENDED, frame)
+        raise ValueError(f"{what} rows: {int(dup.sum())} duplicated ({src}, {dst}) pairs (first: {ex}); {once}")
+    return rel_frame(rel, frame)
 
 
 def endpoint_error(rel: RelType, domain: str, missing: list[tuple[str, str]], total: int) -> SchemaError:

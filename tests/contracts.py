@@ -250,7 +250,7 @@ class GraphStoreContract:
         # CO_INTERACTED: both directions of the 6 item pairs some user read both of (every item
         # has fewer partners than CO_INTERACTION_PARTNERS, so none is left out).
         assert counts.edges == {"INTERACTED": 9, "IN_CATEGORY": 7, "MENTIONS": 6, "FOLLOWS": 2,
-                                "RECOMMENDED": 0, "CO_INTERACTED": 12}
+                                "RECOMMENDED": 0, "CO_INTERACTED": 12, "SUGGESTED": 0}
         assert store.counts("social") == counts
         meta = store.read_meta("social")
         assert meta.complete and meta.schema_version == SCHEMA_VERSION
@@ -398,6 +398,26 @@ class GraphStoreContract:
         # … and an unknown user is refused, not dropped.
         with pytest.raises(SchemaError, match="ghost"):
             store.write_recommendations("social", "run-3", second.assign(user_id="ghost"))
+
+    def test_people_suggestions_replace_the_previous_run(self, store: GraphStore):
+        build_graph(store, toy_dataset())
+        a, b, c = "ana", "cy", "dee"
+        first = pd.DataFrame({"user_id": [a, a, b], "suggested_user_id": [b, c, c], "rank": [1, 2, 1],
+                              "score": [0.9, 0.5, 0.3], "reason": ["friends", "gnn", "gnn"]})
+        assert store.write_people("social", "run-1", first) == 3
+        assert store.write_people("social", "run-2", first.iloc[[1]].assign(rank=1)) == 1
+        got = store.rel_rows(RelType.SUGGESTED, "social")
+        assert got[["src", "dst", "rank", "reason", "run_id"]].values.tolist() == [[a, c, 1, "gnn", "run-2"]]
+        # the lists are another relationship: writing people leaves them alone, and back
+        store.write_recommendations("social", "run-2", pd.DataFrame(
+            {"user_id": [a], "item_id": ["i1"], "rank": [1], "score": [1.0], "reason": ["gnn"]}))
+        counts = build_graph(store, toy_dataset(), force=True)
+        assert (counts.edges["SUGGESTED"], counts.edges["RECOMMENDED"]) == (1, 1)
+        # a run without suggestions removes the old ones; an unknown user is refused
+        assert store.write_people("social", "run-3", first.iloc[:0]) == 0
+        assert store.counts("social").edges["SUGGESTED"] == 0
+        with pytest.raises(SchemaError, match="ghost"):
+            store.write_people("social", "run-4", first.iloc[[0]].assign(suggested_user_id="ghost"))
 
     # ----------------------------------------------------------------------- persistence
 

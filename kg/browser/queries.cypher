@@ -81,3 +81,10 @@ UNION ALL
 MATCH (m:KgrecMeta {domain: $domain})
 RETURN 'build ' + m.build + ' (schema ' + toString(m.schema_version) + ', complete: '
        + toString(m.complete) + ')' AS what, 1 AS n;
+
+// 8. People a user may want to follow (social): the SUGGESTED edges of the latest run, and the
+//    friends they share with each suggested person.
+MATCH (u:User {domain: $domain, id: $user_id})-[s:SUGGESTED]->(o:User)
+WITH u, s, o ORDER BY s.rank LIMIT 10
+OPTIONAL MATCH shared = (u)-[:FOLLOWS]-(:User)-[:FOLLOWS]-(o)
+RETURN u, s, o, collect(shared)[..3] AS shared;

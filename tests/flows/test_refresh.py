@@ -74,6 +74,10 @@ def test_each_bundled_domain_refreshes_end_to_end(prefect_api, shared_cache, tmp
         links = set(zip(ds.user_links.src_user_id, ds.user_links.dst_user_id))
         assert not any(u == o or (u, o) in links or (o, u) in links
                        for u, o in zip(people.user_id, people.suggested_user_id))
+        # mirrored into the graph as (:User)-[:SUGGESTED]->(:User)
+        store = NetworkXStore(out / domain / "graph" / "graph.pkl")
+        assert store.counts(domain).edges["SUGGESTED"] == len(people)
+        store.close()
     else:
         assert not people_file.exists()
 

@@ -30,7 +30,7 @@ def test_the_file_declares_every_parameter_it_uses():
     declared = set(re.findall(r"^:param (\w+) =>", text, flags=re.M))
     used = {p for s in statements() for p in re.findall(r"\$(\w+)", s)}
     assert used == declared == {"domain", "user_id", "item_id"}
-    assert len(statements()) == 7
+    assert len(statements()) == 8
 
 
 def test_the_style_covers_every_label_and_type():
@@ -50,6 +50,9 @@ def test_every_query_runs_and_answers(neo4j_server, neo4j_driver):
         build_graph(store, toy_dataset(), toy_mentions())
         store.write_recommendations("social", "run-1", pd.DataFrame(
             {"user_id": ["ana"], "item_id": ["i4"], "rank": [1], "score": [0.9],
+             "reason": ["gnn"]}))
+        store.write_people("social", "run-1", pd.DataFrame(
+            {"user_id": ["ana"], "suggested_user_id": ["dee"], "rank": [1], "score": [0.5],
              "reason": ["gnn"]}))
         params = {"domain": "social", "user_id": "ana", "item_id": "i4"}
         results = []
@@ -73,6 +76,8 @@ def test_every_query_runs_and_answers(neo4j_server, neo4j_driver):
         counts = store.counts("social")
         assert glance["User"] == counts.nodes["User"]
         assert glance["INTERACTED"] == counts.edges["INTERACTED"]
+        # 8: the people suggested to ana
+        assert [(r["o"]["id"], r["s"]["rank"]) for r in results[7]] == [("dee", 1)]
     finally:
         for domain in DOMAINS:
             store.drop_domain(domain)
