@@ -209,6 +209,8 @@ def _print_summary(summaries: list[dict]) -> None:
         typer.echo(f"[{s['domain']}] run {s['run_id']}")
         typer.echo(f"  recommendations: {s['publication']}/recommendations.parquet "
                    f"(latest: {Path(s['publication']).parent / 'latest'})")
+        if (Path(s["publication"]) / "people.parquet").exists():
+            typer.echo(f"  people to follow: {s['publication']}/people.parquet")
         typer.echo(f"  data docs:       {s['data_docs']}")
         if s.get("metrics"):
             typer.echo(f"  metrics:         {s['metrics']}")
