@@ -140,8 +140,8 @@ def test_several_validation_folds_tune_every_model_on_the_mean(result):
         per_fold.append(validation_ndcg(ctx.with_pop(ease), ctx.split))
     assert per_fold[0] != per_fold[1]
     assert r.tuned["ease"]["val"][r.tuned["ease"]["lambda"]] == pytest.approx(np.mean(per_fold))
-    # 3 half-lives × (new items by transfer or by text) × 2 weights, one mean each
-    assert r.tuned["kgrec"]["validation_folds"] == 2 and r.tuned["kgrec"]["grid_points"] == 12
+    # 3 half-lives × (new items by transfer from 10 or 100 neighbours, or by text) × 2 weights
+    assert r.tuned["kgrec"]["validation_folds"] == 2 and r.tuned["kgrec"]["grid_points"] == 18
     # the one-fold run of the module fixture reports where its cold-item numbers come from
     for m in ("kgrec", "text"):
         d = result.diagnostics[m]
