@@ -332,7 +332,12 @@ def publish_domain(dataset: Dataset, target: str, out: Path, run_id: str, recs_f
     ``explanations`` (from :func:`explain_domain`) is published beside the lists; it must explain
     exactly these lists.
     """
-    from flows.publishing import PublicationError, check_people, check_recommendations, publish
+    from flows.publishing import (
+        PublicationError,
+        check_people,
+        check_recommendations,
+        publish,
+    )
     from kg.explain import read_explanations_meta
     from kg.store import PEOPLE_COLUMNS
 
