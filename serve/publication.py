@@ -321,7 +321,8 @@ def load_publication(path: Path, domain: str, run_id: str, store: Any = None) ->
         except (OSError, ValueError) as e:
             raise UnavailableError(f"publication {path} has unreadable people.parquet: {type(e).__name__}: {e}") from e
         people = {str(u): PeopleToFollow(g["suggested_user_id"].astype(str).to_numpy(dtype=object),
-                                   g["score"].to_numpy(np.float64), g["reason"].astype(str).to_numpy(dtype=object))
+                                         g["score"].to_numpy(np.float64),
+                                         g["reason"].astype(str).to_numpy(dtype=object))
                   for u, g in frame.groupby("user_id", sort=False)}
     iu = inter["user_id"].astype(str).map(user_index)
     ii = inter["item_id"].astype(str).map(item_index)
