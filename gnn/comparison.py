@@ -238,7 +238,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
     links, test_links = _follow_links(data, cfg)
     # validation hides links from the training links as the test hides them from all links, so
     # the people-to-follow weight is chosen by a model that never saw the links it must find
-    val_links, val_held = validation_links(links, test_links, cfg)
+    val_links, val_held = validation_links(links, cfg)
     log.info("split: %s", summary)
     test_ctx = _Context(data, split, links, item_pos, user_pos)
     val_ctxs = [_Context(data, v, val_links, item_pos, user_pos) for v in folds]
@@ -432,11 +432,11 @@ def _follow_links(data, cfg: ComparisonConfig) -> tuple[np.ndarray | None, np.nd
     return links, None
 
 
-def validation_links(links: np.ndarray | None, test_links: np.ndarray | None,
+def validation_links(links: np.ndarray | None,
                      cfg: ComparisonConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(links the validation graphs keep, links they hide)``: the test's hold-out rule applied
-    to the training links (seed + 1). Without a test hold-out, nothing is hidden."""
-    if links is None or test_links is None or not links.shape[1]:
+    to the links a model trains with (seed + 1). Without links or a share, nothing is hidden."""
+    if links is None or not links.shape[1] or cfg.people_share <= 0:
         return links, None
     return split_links(links, cfg.people_share, cfg.split.seed + 1)
 

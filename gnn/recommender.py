@@ -23,12 +23,12 @@ import scipy.sparse as sp
 
 from gnn import baselines as B
 from gnn.comparison import (FULL_MODEL, ComparisonConfig, _Context, _node_pos, mean_validation_ndcg,
-                            residual_candidates)
+                            residual_candidates, validation_links)
 from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
-from gnn.scoring import (ColdStartFallback, PeopleScorer, ResidualBlendScorer, recommend_all, split_links,
-                         suggest_people, tune_people_weight)
+from gnn.scoring import (ColdStartFallback, PeopleScorer, ResidualBlendScorer, recommend_all, suggest_people,
+                         tune_people_weight)
 from gnn.training import KGRecModel, train_kgrec, tune_blend
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,7 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     n_users, n_items = full_ctx.n_users, full_ctx.n_items
     item_pos, user_pos = _node_pos(data, "item"), _node_pos(data, "user")
     # the carve-out hides a share of the links too, for the people-to-follow weight
-    links = full_ctx.links
-    held = None
-    if links is not None and links.shape[1] and cfg.people_share > 0:
-        val_links, held = split_links(links, cfg.people_share, cfg.split.seed + 1)
-    else:
-        val_links = links
+    val_links, held = validation_links(full_ctx.links, cfg)
     val_ctxs = [_Context(data, full_ctx.split.validation(f), val_links, item_pos, user_pos)
                 for f in range(cfg.validation_folds)]
     val_ctx, val = val_ctxs[0], val_ctxs[0].split
