@@ -197,12 +197,14 @@ def residual_candidates(ease, new: np.ndarray, x_item, has_text_item, text, cfg:
     if not opts["residual"]:
         return {"none": None}
     out = {}
+    transfers: dict[int, ContentTransferScorer] = {}        # one neighbour search per k
     for h in (cfg.recency_half_lives if opts["recency"] else (None,)):
         r = ease.with_recency(h)
         if opts["transfer"] and x_item is not None:
             for k in cfg.transfer_ks:
-                out[f"half_life={h},new=transfer{'' if k == 10 else k}"] = SplitResidualScorer(
-                    r, ContentTransferScorer(r, x_item, new, has_text_item, k), new)
+                t = transfers[k].on(r) if k in transfers else ContentTransferScorer(r, x_item, new, has_text_item, k)
+                transfers.setdefault(k, t)
+                out[f"half_life={h},new=transfer{'' if k == 10 else k}"] = SplitResidualScorer(r, t, new)
             if text is not None:
                 out[f"half_life={h},new=text"] = SplitResidualScorer(r, text, new)
         else:

@@ -16,6 +16,7 @@ normalised per user into ``[0, 0.999]``; that makes one number per cell that sor
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Sequence
@@ -346,6 +347,15 @@ class ContentTransferScorer(IndexScorer):
                                                             np.concatenate(cols) if cols else np.empty(0, int))),
             shape=(self.n_items, self.n_items))
         self.targets = src
+
+    def on(self, base: Scorer) -> ContentTransferScorer:
+        """The same neighbours carrying another base scorer over (the neighbours depend only on
+        the text, so several bases share one nearest-neighbour search)."""
+        if base.n_items != self.n_items:
+            raise ValueError(f"base covers {base.n_items} items, the neighbours {self.n_items}")
+        other = copy.copy(self)
+        other.base, other.n_users = base, base.n_users
+        return other
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         s = self.base.score(users)

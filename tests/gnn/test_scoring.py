@@ -226,6 +226,10 @@ def test_content_transfer_gives_new_items_their_text_neighbours_scores():
     s = t.score(np.array([0, 1]))
     np.testing.assert_allclose(s[0], [5.0, 1.0, 1.0])
     assert np.isnan(s[1]).all()          # a user the base cannot score stays unscored
+    # another base through the same neighbours: its own scores carried over, the first untouched
+    other = t.on(_Table([[2.0, 7.0, np.nan], [1.0, 3.0, np.nan]]))
+    np.testing.assert_allclose(other.score(np.array([0, 1])), [[2.0, 7.0, 7.0], [1.0, 3.0, 3.0]])
+    np.testing.assert_allclose(t.score(np.array([0]))[0], [5.0, 1.0, 1.0])
 
 
 def test_split_residual_standardises_each_half_on_its_own():
