@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-guard", type=float, default=0.98,
                         help="kgrec's blend keeps validation warm NDCG@20 at or above this share of the "
                              "tuned EASE's (the ComparisonConfig default)")
+    parser.add_argument("--warm-guard-z", type=float, default=None,
+                        help="how many standard errors the blend's per-user warm margin must stay above "
+                             "zero (0: the plain ratio of the means; default: the ComparisonConfig one)")
     parser.add_argument("--validation-folds", type=int, default=1,
                         help="validation splits every model's tuning averages over (early stopping uses "
                              "the first)")
@@ -311,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from gnn.comparison import ABLATIONS, ComparisonConfig, compare_models, epoch_timing
     from gnn.evaluation import SplitConfig
-    from gnn.training import TrainConfig, resolve_device
+    from gnn.training import WARM_GUARD_Z, TrainConfig, resolve_device
 
     device = str(resolve_device(args.device))
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
@@ -344,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         tables, seed_rows, first_timings, diags = [], [], None, []
         for si, seed in enumerate(seeds):
             cfg = ComparisonConfig(split=SplitConfig(seed=seed), kgrec=kg_cfg, lightgcn=lg_cfg,
-                                   warm_guard=args.warm_guard, validation_folds=args.validation_folds,
+                                   warm_guard=args.warm_guard,
+                                   warm_guard_z=WARM_GUARD_Z if args.warm_guard_z is None else args.warm_guard_z,
+                                   validation_folds=args.validation_folds,
                                    ablations=() if args.no_ablations else
                                    (tuple(a.strip() for a in args.ablations.split(",") if a.strip())
                                     if args.ablations else ABLATIONS),

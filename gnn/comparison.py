@@ -13,7 +13,8 @@ Tuning rule, identical for every model (the "budget"):
 * with ``validation_folds`` > 1, every choice above takes the mean of its validation NDCG@20
   over that many validation splits of the train part (early stopping stays on the first);
 * kgrec's blend is chosen for validation all-slice NDCG@20 among the grid points that keep
-  validation warm-slice NDCG@20 at least ``warm_guard`` × the tuned EASE's (the issue: "do not
+  validation warm-slice NDCG@20 at least ``warm_guard`` × the tuned EASE's, with confidence
+  ``warm_guard_z`` over the warm users (:class:`gnn.training.WarmGuard`; the issue: "do not
   give warm users away"); the guard uses validation data only;
 * kgrec additionally has post-hoc numbers that need no refit, chosen together on validation:
   which residual (EASE with the tuned λ, on histories weighted by recency with a half-life of
@@ -46,13 +47,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gnn import baselines as B
 from gnn.evaluation import (Interactions, ProtocolSplit, SplitConfig, metrics_frame, new_item_view,
-                            rank_test_pairs, split_interactions, validation_ndcg, with_train_edges)
+                            rank_test_pairs, split_interactions, validation_ndcg, validation_user_ndcgs,
+                            with_train_edges)
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
 from gnn.scoring import (PEOPLE_WEIGHTS, ColdStartFallback, CommonFriendsScorer, ContentTransferScorer, FriendsScorer,
                          NearbyScorer, PeopleScorer, ResidualBlendScorer, SplitResidualScorer, evaluate_people,
                          people_scores_from_embeddings, split_links, tune_people_weight)
-from gnn.training import TrainConfig, train_kgrec, train_lightgcn, tune_blend
+from gnn.training import WARM_GUARD_Z, TrainConfig, WarmGuard, train_kgrec, train_lightgcn, tune_blend
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,10 @@ class ComparisonConfig(BaseModel):
     warm_guard: float | None = Field(0.98, gt=0)
     """kgrec's blend must keep validation warm-slice NDCG@20 at or above this share of the
     tuned EASE's (None: no guard, pure all-slice NDCG)."""
+    warm_guard_z: float = Field(WARM_GUARD_Z, ge=0)
+    """How sure the guard must be: the blend's per-user warm margin over ``warm_guard`` × EASE
+    must stay non-negative this many standard errors below its mean
+    (:class:`gnn.training.WarmGuard`; 0: the plain ratio of the means)."""
     reference_rows: bool = True
     """Also report ``ref:ease+recency``: EASE given the same recency weighting as kgrec's
     residual (a reference, not a baseline: it shows how much of kgrec's gain that weighting is)."""
@@ -184,6 +190,15 @@ def mean_validation_ndcg(ctxs: list[_Context], scorers: list, slice_name: str = 
     """Mean validation NDCG@20 over validation folds, ``scorers[f]`` fitted on ``ctxs[f]``'s train
     part, each behind its popularity fallback (the tuning rule every model shares)."""
     return float(np.mean([validation_ndcg(c.with_pop(s), c.split, slice_name) for c, s in zip(ctxs, scorers)]))
+
+
+def warm_guard(cfg: ComparisonConfig, ctxs: list[_Context], ease: list) -> WarmGuard | None:
+    """kgrec's warm guard against the tuned EASE (``ease[f]`` fitted on ``ctxs[f]``), behind its
+    popularity fallback as EASE is tuned; None when ``cfg.warm_guard`` is None."""
+    if cfg.warm_guard is None:
+        return None
+    refs = tuple(validation_user_ndcgs(c.with_pop(e), c.split, ("warm",))["warm"] for c, e in zip(ctxs, ease))
+    return WarmGuard(refs, cfg.warm_guard, cfg.warm_guard_z)
 
 
 FULL_MODEL = {"residual": True, "recency": True, "transfer": True, "text_layer": True}
@@ -358,10 +373,10 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         if a not in ab:
             raise ValueError(f"unknown ablation {a!r}; expected one of {sorted(ab)}")
         variants[f"kgrec-{a}"] = ab[a]
-    min_warm = None
-    if cfg.warm_guard is not None:
-        min_warm = cfg.warm_guard * on_val(ease_vals, "warm")
-        tuned["warm_guard"] = {"share": cfg.warm_guard, "min_val_warm_ndcg": min_warm}
+    guard = warm_guard(cfg, val_ctxs, ease_vals)
+    if guard is not None:
+        tuned["warm_guard"] = {"share": guard.share, "z": guard.z,
+                               "val_ease_warm_ndcg": float(np.mean([r.mean() for r in guard.reference]))}
     fitted: dict[str, tuple] = {}
     for name, (tcfg, opts) in variants.items():
         t0 = time.perf_counter()
@@ -383,7 +398,7 @@ def compare_models(data, features: NodeFeatures | None, config: ComparisonConfig
         per_fold = [(m.scorer(), residuals(e, nv, opts, tv), c.split, nv)
                     for m, e, nv, tv, c in zip(m_vals, ease_vals, new_vals, text_vals, val_ctxs)]
         label, beta, shift, slots, table = tune_blend(
-            *per_fold[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=per_fold[0][3], min_warm=min_warm,
+            *per_fold[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=per_fold[0][3], guard=guard,
             slots=cfg.blend_slots, extra_folds=per_fold[1:])
         blend_s = time.perf_counter() - t2
         res_test = residuals(ease_test, new_test, opts, text_test)[label]

@@ -482,6 +482,14 @@ def validation_ndcg(score_fn: ScoreFn, split: ProtocolSplit, slice_name: str = "
 def validation_ndcgs(score_fn: ScoreFn, split: ProtocolSplit, slices: tuple[str, ...] = ("all",),
                      batch_size: int = 512) -> dict[str, float]:
     """NDCG@k of several slices from one pass of top-k lists (see :func:`validation_ndcg`)."""
+    per_user = validation_user_ndcgs(score_fn, split, slices, batch_size)
+    return {name: float(v.mean()) if len(v) else 0.0 for name, v in per_user.items()}
+
+
+def validation_user_ndcgs(score_fn: ScoreFn, split: ProtocolSplit, slices: tuple[str, ...] = ("all",),
+                          batch_size: int = 512) -> dict[str, np.ndarray]:
+    """Per-user NDCG@k of several slices: for each slice, one value per user with a test pair in
+    it, in increasing user id (so two models' arrays on the same split pair up user by user)."""
     k = split.config.k
     codes = split.test_slices()
     rel, users = {}, set()
@@ -492,10 +500,9 @@ def validation_ndcgs(score_fn: ScoreFn, split: ProtocolSplit, slices: tuple[str,
         rel[name] = t.csr(split.n_users, split.n_items)
         users.update(np.unique(t.user).tolist())
     users = np.array(sorted(users), dtype=np.int64)
-    totals = {name: 0.0 for name in slices}
-    counts = {name: 0 for name in slices}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in slices}
     if len(users) == 0:
-        return totals
+        return {name: np.zeros(0) for name in slices}
     seen = split.train_matrix()
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.r_[0.0, np.cumsum(disc)]
@@ -514,9 +521,8 @@ def validation_ndcgs(score_fn: ScoreFn, split: ProtocolSplit, slices: tuple[str,
                 continue
             hits = M.topk_hits(top, r.indptr, r.indices, split.n_items)
             dcg = (hits * disc[:hits.shape[1]]).sum(1)
-            totals[name] += float((dcg[ok] / ideal[np.minimum(n_rel[ok], k)]).sum())
-            counts[name] += int(ok.sum())
-    return {name: totals[name] / counts[name] if counts[name] else 0.0 for name in slices}
+            parts[name].append(dcg[ok] / ideal[np.minimum(n_rel[ok], k)])
+    return {name: np.concatenate(v) if v else np.zeros(0) for name, v in parts.items()}
 
 
 def with_train_edges(data, train: Interactions):

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from gnn import baselines as B
 from gnn.comparison import (FULL_MODEL, ComparisonConfig, _Context, _node_pos, mean_validation_ndcg,
-                            residual_candidates, validation_links)
+                            residual_candidates, validation_links, warm_guard)
 from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
@@ -180,14 +180,14 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
     m_vals = [m_val] + [train_kgrec(c.graph, features, cfg.kgrec, epochs=m_val.history.best_epoch)
                         for c in val_ctxs[1:]]
     ease_vals = [B.EASEScorer(c.train, n_users, n_items, lam, cfg.ease_max_items) for c in val_ctxs]
-    min_warm = cfg.warm_guard * on_val(ease_vals, "warm") if cfg.warm_guard is not None else None
+    guard = warm_guard(cfg, val_ctxs, ease_vals)
     folds = []
     for m, e, tv, c in zip(m_vals, ease_vals, text_vals, val_ctxs):
         new_val = ~np.isin(np.arange(n_items), c.train.item)
         folds.append((m.scorer(), residual_candidates(e, new_val, x_item, has_text_item, tv, cfg, FULL_MODEL),
                       c.split, new_val))
     label, beta, shift, slots, table = tune_blend(
-        *folds[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=folds[0][3], min_warm=min_warm,
+        *folds[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=folds[0][3], guard=guard,
         slots=cfg.blend_slots, extra_folds=folds[1:])
     tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)])
     log.info("recommender tuned on validation: %s", tuned)

@@ -174,6 +174,30 @@ def test_fast_validation_ndcg_matches_the_full_evaluation(random_log):
         assert validation_ndcg(fn, split, name) == pytest.approx(full.loc[name, "ndcg@20"], rel=1e-9)
 
 
+def test_per_user_validation_ndcg_pairs_users_across_models(random_log):
+    from gnn.evaluation import WARM, validation_user_ndcgs
+
+    log, n_users, n_items = random_log
+    split = split_interactions(log, n_users, n_items)
+    rng = np.random.default_rng(1)
+    a, b = rng.random((n_users, n_items)), rng.random((n_users, n_items))
+    got_a = validation_user_ndcgs(lambda u: a[u], split, ("all", "warm"))
+    got_b = validation_user_ndcgs(lambda u: b[u], split, ("warm",))
+    warm_users = np.unique(split.test.user[split.test_slices() == WARM])
+    assert len(got_a["warm"]) == len(got_b["warm"]) == len(warm_users)     # one value per warm user, both models
+    assert len(got_a["all"]) == len(np.unique(split.test.user))
+    assert ((got_a["warm"] >= 0) & (got_a["warm"] <= 1)).all()
+    full = evaluate_scores(lambda u: a[u], split, "random").set_index("slice")
+    assert got_a["warm"].mean() == pytest.approx(full.loc["warm", "ndcg@20"], rel=1e-9)
+    # users in id order: a model that puts one user's test items first moves only that user's value
+    u = warm_users[len(warm_users) // 2]
+    c = a.copy()
+    c[u, split.test.item[(split.test.user == u) & (split.test_slices() == WARM)]] = 10.0
+    got_c = validation_user_ndcgs(lambda us: c[us], split, ("warm",))["warm"]
+    i = int(np.searchsorted(warm_users, u))
+    assert got_c[i] == pytest.approx(1.0) and np.delete(got_c, i) == pytest.approx(np.delete(got_a["warm"], i))
+
+
 def _ranked_by_full_sort(fn, split, k=20):
     """The reference: a stable descending sort of every whole row (what the protocol means)."""
     test = split.test

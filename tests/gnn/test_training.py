@@ -157,9 +157,14 @@ def test_blend_tuning_respects_the_warm_guard(toy):
                                SplitConfig(cold_user_share=0, cold_item_share=0, test_share=0.3))
     ease = EASEScorer(split.train, toy.n_users, toy.n_items, lam=1.0)
     gnn = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 3})).scorer()
+    from gnn.evaluation import validation_user_ndcgs
+    from gnn.training import WarmGuard
+
     free = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None)
+    ref = validation_user_ndcgs(ease, split, ("warm",))["warm"]
+    unreachable = WarmGuard((ref,), share=50.0)         # falls back to the point nearest to passing
     guarded = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
-                         min_warm=2.0)                  # unreachable: falls back to the best warm point
+                         guard=unreachable)
     assert free[0] == "ease" and len(free[4]) == 2
     assert guarded[1] in (0.5, 4.0)
 
@@ -183,3 +188,48 @@ def test_blend_tuning_scores_new_item_slots_as_the_blend_would(toy):
         blend = ResidualBlendScorer(gnn, ease, 1.0, new, 0.0, n, list_k=3, seen=split.train_matrix())
         assert table[("ease", 1.0, 0.0, n)] == pytest.approx(validation_ndcg(blend, split))
     assert (label, beta, shift) == ("ease", 1.0, 0.0) and table[(label, beta, shift, slots)] == max(table.values())
+
+
+class TestWarmGuard:
+    """The guard on kgrec's blend: a lower confidence bound of the per-user warm margin."""
+
+    def test_without_confidence_it_is_the_ratio_of_the_means(self):
+        from gnn.training import WarmGuard
+
+        rng = np.random.default_rng(0)
+        ref = rng.random(400)
+        for scale in (0.95, 0.979, 0.981, 1.02):
+            blend = ref * scale + rng.normal(0, 0.05, 400)
+            g = WarmGuard((ref,), share=0.98, z=0.0)
+            assert (g.bound([blend]) >= 0) == (blend.mean() >= 0.98 * ref.mean())
+
+    def test_a_thin_noisy_margin_fails_where_a_clear_one_passes(self):
+        from gnn.training import WarmGuard
+
+        rng = np.random.default_rng(1)
+        ref = rng.random(300)
+        noisy = ref + rng.normal(0.0, 0.3, 300)
+        noisy += 0.985 * ref.mean() - noisy.mean()             # 0.985× on the means: passes the plain ratio
+        clear = ref * 1.0 + rng.normal(0, 0.01, 300)
+        assert WarmGuard((ref,), z=0.0).bound([noisy]) > 0
+        assert WarmGuard((ref,)).bound([noisy]) < 0            # margin well inside its standard error
+        assert WarmGuard((ref,)).bound([clear]) > 0
+
+    def test_folds_average_their_means_and_add_their_variances(self):
+        from gnn.training import WarmGuard
+
+        a_ref, b_ref = np.array([0.5, 0.7, 0.2, 0.9]), np.array([0.4, 0.1, 0.6])
+        a, b = a_ref + np.array([0.1, 0.0, 0.2, 0.1]), b_ref + np.array([0.0, 0.3, 0.0])
+        g = WarmGuard((a_ref, b_ref), share=1.0, z=2.0)
+        da, db = a - a_ref, b - b_ref
+        expected = (da.mean() + db.mean()) / 2 - 2.0 * np.sqrt(da.var(ddof=1) / 4 + db.var(ddof=1) / 3) / 2
+        assert g.bound([a, b]) == pytest.approx(expected)
+
+    def test_pick_blend_takes_the_best_passing_point_or_the_nearest_to_passing(self):
+        from gnn.training import pick_blend
+
+        table = {("r", 1.0, 0.0, 0): 0.30, ("r", 2.0, 0.0, 0): 0.25, ("r", 4.0, -1.0, 0): 0.20}
+        bounds = {("r", 1.0, 0.0, 0): -0.01, ("r", 2.0, 0.0, 0): 0.002, ("r", 4.0, -1.0, 0): 0.05}
+        assert pick_blend(table) == ("r", 1.0, 0.0, 0)
+        assert pick_blend(table, bounds) == ("r", 2.0, 0.0, 0)
+        assert pick_blend(table, {k: v - 1 for k, v in bounds.items()}) == ("r", 4.0, -1.0, 0)
