@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from gnn import baselines as B
 from gnn.comparison import (FULL_MODEL, ComparisonConfig, _Context, _node_pos, mean_validation_ndcg,
-                            residual_candidates, validation_links, warm_guard)
+                            InnerSplit, residual_candidates, validation_links, warm_guard)
 from gnn.evaluation import Interactions, ProtocolSplit, validation_ndcg
 from gnn.fusion import NodeFeatures
 from gnn.models import FOLLOWS
@@ -159,7 +159,7 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
             for lam in B.EASE_GRID[:B.TUNING_BUDGET]}
     lam = max(vals, key=vals.get)
     tuned["ease_lambda"] = lam
-    text_vals, text_full = [None] * len(val_ctxs), None
+    text_vals, text_full, recent, kw = [None] * len(val_ctxs), None, None, {}
     x_item = has_text_item = None
     if features is not None:
         x_item, has_text_item = features.x_item, features.has_text_item
@@ -186,10 +186,17 @@ def fit_recommender(data, features: NodeFeatures | None, config: ComparisonConfi
         new_val = ~np.isin(np.arange(n_items), c.train.item)
         folds.append((m.scorer(), residual_candidates(e, new_val, x_item, has_text_item, tv, cfg, FULL_MODEL),
                       c.split, new_val))
-    label, beta, shift, slots, table = tune_blend(
+    inner_fold = None
+    if guard is not None and cfg.warm_drift:
+        inner = InnerSplit.of(data, val, val_links, item_pos, user_pos, cfg, lam, x_item, recent, kw)
+        m_inner = train_kgrec(inner.ctx.graph, features, cfg.kgrec, epochs=m_val.history.best_epoch)
+        inner_fold = inner.fold(m_inner, residual_candidates(inner.ease, inner.new, x_item, has_text_item, inner.text,
+                                                             cfg, FULL_MODEL))
+    label, beta, shift, slots, table, drift = tune_blend(
         *folds[0][:3], cfg.blend_betas, cfg.blend_shifts, new_items=folds[0][3], guard=guard,
-        slots=cfg.blend_slots, extra_folds=folds[1:])
-    tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)])
+        slots=cfg.blend_slots, extra_folds=folds[1:], inner=inner_fold)
+    tuned.update(residual=label, beta=beta, shift=shift, slots=slots, val_ndcg=table[(label, beta, shift, slots)],
+                 warm_drift=drift)
     log.info("recommender tuned on validation: %s", tuned)
     return _final_fit(full_ctx, features, cfg, tuned, text_full)
 

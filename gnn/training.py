@@ -30,12 +30,13 @@ sub-adjacency. It is not written yet because no dataset here needs it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -553,12 +554,26 @@ class WarmGuard:
     """Per validation fold: the reference model's warm NDCG@k per warm user, in user-id order."""
     share: float = 0.98
     z: float = WARM_GUARD_Z
+    drift: float = 0.0
+    """Expected change of a blend's warm ratio to the reference from validation to the refit on
+    the whole train part (:func:`warm_drift`). A negative drift raises the line by as much (the
+    blend must reach ``share − drift``); a positive one is not counted on."""
+
+    @property
+    def line(self) -> float:
+        """The warm ratio to the reference a blend must reach on validation."""
+        return self.share - min(self.drift, 0.0)
+
+    def ratios(self, warm: dict, fold: int = 0) -> dict:
+        """Warm ratio to the reference of each grid point's per-user warm NDCG on ``fold``."""
+        ref = float(np.mean(self.reference[fold])) if len(self.reference[fold]) else 0.0
+        return {k: float(np.mean(v)) / ref if ref > 0 and len(v) else 0.0 for k, v in warm.items()}
 
     def bound(self, blend: list[np.ndarray] | tuple[np.ndarray, ...]) -> float:
         """Lower confidence bound of the blend's warm margin (≥ 0: the blend passes)."""
         means, variances = [], []
         for b, r in zip(blend, self.reference, strict=True):
-            d = np.asarray(b, np.float64) - self.share * np.asarray(r, np.float64)
+            d = np.asarray(b, np.float64) - self.line * np.asarray(r, np.float64)
             if len(d) == 0:
                 continue
             means.append(float(d.mean()))
@@ -568,9 +583,35 @@ class WarmGuard:
         return float(np.mean(means) - self.z * math.sqrt(sum(variances)) / len(means))
 
 
+class BlendChoice(NamedTuple):
+    """What :func:`tune_blend` chose, and from what."""
+
+    label: str
+    beta: float
+    shift: float
+    slots: int
+    table: dict
+    """All-slice validation NDCG@20 of every grid point ``(label, beta, shift, slots)``."""
+    drift: float | None = None
+    """The warm drift the guard's line was raised by (:func:`warm_drift`; None: not measured)."""
+
+
+def warm_drift(outer: dict, inner: dict) -> float:
+    """Median change of the grid points' warm ratios from an inner split to an outer one.
+
+    ``inner`` comes from a model trained (for the same epochs) on a validation split of the
+    validation split's train part, ``outer`` from the validation split itself: how the blends'
+    warm standing against the reference moves as the train part grows by one step, taken as
+    the move to expect from validation to the refit on the whole train part. One number per
+    model, the median over the grid, so that single points' noise does not steer it.
+    """
+    keys = [k for k in outer if k in inner]
+    return float(np.median([outer[k] - inner[k] for k in keys])) if keys else 0.0
+
+
 def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4.0),
                shifts=(0.0,), new_items: np.ndarray | None = None, guard: WarmGuard | None = None,
-               slots=(0,), extra_folds=()):
+               slots=(0,), extra_folds=(), inner=None) -> BlendChoice:
     """Choose the residual, its weight, the new-item shift and the new-item slots of a
     :class:`gnn.scoring.ResidualBlendScorer` on the validation split (all-slice NDCG@20).
 
@@ -590,17 +631,27 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
             any price to the users the id models already serve well.
         extra_folds: ``(primary, residuals, val_split, new_items)`` of further validation folds
             (the same residual labels), scored like the first and averaged with it.
+        inner: with a guard, ``(primary, residuals, split, new_items, reference)`` of an inner
+            split (a validation split of ``val_split``'s train part; ``reference``: the guard's
+            reference model's per-user warm NDCG there): the guard's line is raised by the
+            :func:`warm_drift` from it to the first validation fold.
 
     Returns:
-        ``(label, beta, shift, slots, table)`` with ``table`` mapping every grid point
-        ``(label, beta, shift, slots)`` to its all-slice NDCG. Ties go to the smaller weight,
-        the shift nearer 0 and the fewer slots.
+        The :class:`BlendChoice`. Ties go to the smaller weight, the shift nearer 0 and the
+        fewer slots.
     """
-    grids = [blend_grid(p, r, v, betas, shifts, n, slots, with_warm=guard is not None)
+    with_warm = guard is not None
+    grids = [blend_grid(p, r, v, betas, shifts, n, slots, with_warm=with_warm)
              for p, r, v, n in [(primary, residuals, val_split, new_items), *extra_folds]]
     table = {k: float(np.mean([g[0][k] for g in grids])) for k in grids[0][0]}
+    drift = None
+    if guard is not None and inner is not None:
+        p_in, r_in, split_in, new_in, ref_in = inner
+        _, warm_in = blend_grid(p_in, r_in, split_in, betas, shifts, new_in, slots, with_warm=True)
+        drift = warm_drift(guard.ratios(grids[0][1]), WarmGuard((ref_in,)).ratios(warm_in))
+        guard = dataclasses.replace(guard, drift=drift)
     bounds = {k: guard.bound([g[1][k] for g in grids]) for k in grids[0][0]} if guard is not None else None
-    return (*pick_blend(table, bounds), table)
+    return BlendChoice(*pick_blend(table, bounds), table, drift)
 
 
 def pick_blend(table: dict, bounds: dict | None = None) -> tuple:

@@ -84,6 +84,8 @@ def test_tuning_stayed_inside_the_budget_and_timings_are_reported(result):
     assert result.split["cold_users"] > 0 and result.split["cold_items"] > 0
     guard = result.tuned["warm_guard"]      # the blend's guard: 0.98× EASE with 1.645 standard errors
     assert (guard["share"], guard["z"]) == (0.98, 1.645) and 0 < guard["val_ease_warm_ndcg"] <= 1
+    # measured from an inner validation split, for the full model and every ablation
+    assert all(-1 < result.tuned[m]["warm_drift"] < 1 for m in ("kgrec", "kgrec-no_residual", "kgrec-no_gnn"))
 
 
 def test_fit_recommender_publishes_k_unseen_rows_for_every_user_with_reasons():

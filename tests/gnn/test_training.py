@@ -165,8 +165,14 @@ def test_blend_tuning_respects_the_warm_guard(toy):
     unreachable = WarmGuard((ref,), share=50.0)         # falls back to the point nearest to passing
     guarded = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
                          guard=unreachable)
-    assert free[0] == "ease" and len(free[4]) == 2
+    assert free[0] == "ease" and len(free.table) == 2 and free.drift is None
     assert guarded[1] in (0.5, 4.0)
+    # an inner split identical to the validation split shows no drift, and changes nothing
+    same = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
+                      guard=WarmGuard((ref,)), inner=(gnn, {"ease": ease}, split, None, ref))
+    plain = tune_blend(gnn, {"ease": ease}, split, betas=(0.5, 4.0), shifts=(0.0,), new_items=None,
+                       guard=WarmGuard((ref,)))
+    assert same.drift == 0.0 and same[:4] == plain[:4]
 
 
 def test_blend_tuning_scores_new_item_slots_as_the_blend_would(toy):
@@ -181,7 +187,7 @@ def test_blend_tuning_scores_new_item_slots_as_the_blend_would(toy):
     assert new.any()
     ease = EASEScorer(split.train, toy.n_users, toy.n_items, lam=1.0)
     gnn = train_kgrec(toy.data, toy.features, TOY_CONFIG.model_copy(update={"epochs": 3})).scorer()
-    label, beta, shift, slots, table = tune_blend(gnn, {"ease": ease}, split, betas=(1.0,), shifts=(0.0,),
+    label, beta, shift, slots, table, _ = tune_blend(gnn, {"ease": ease}, split, betas=(1.0,), shifts=(0.0,),
                                                   new_items=new, slots=(0, 1, 2))
     assert set(table) == {("ease", 1.0, 0.0, n) for n in (0, 1, 2)}
     for n in (0, 1, 2):   # each grid point is what the scorer built from it would score
@@ -224,6 +230,23 @@ class TestWarmGuard:
         da, db = a - a_ref, b - b_ref
         expected = (da.mean() + db.mean()) / 2 - 2.0 * np.sqrt(da.var(ddof=1) / 4 + db.var(ddof=1) / 3) / 2
         assert g.bound([a, b]) == pytest.approx(expected)
+
+    def test_a_negative_drift_raises_the_line_and_a_positive_one_is_not_counted_on(self):
+        from gnn.training import WarmGuard, warm_drift
+
+        rng = np.random.default_rng(2)
+        ref = rng.random(200)
+        blend = ref * 1.0 + rng.normal(0, 0.05, 200)
+        assert WarmGuard((ref,), 0.98, drift=-0.05).line == pytest.approx(1.03)
+        assert WarmGuard((ref,), 0.98, drift=-0.05).bound([blend]) == pytest.approx(
+            WarmGuard((ref,), 1.03).bound([blend]))
+        assert WarmGuard((ref,), 0.98, drift=0.05).bound([blend]) == WarmGuard((ref,), 0.98).bound([blend])
+        # the drift: median over the grid of each point's outer minus inner warm ratio
+        outer = {"a": 1.00, "b": 0.95, "c": 0.90, "d": 0.99}
+        inner = {"a": 1.04, "b": 0.99, "c": 1.00, "e": 2.0}      # "d" and "e" are not in both
+        assert warm_drift(outer, inner) == pytest.approx(-0.04)
+        g = WarmGuard((np.array([0.5, 0.3]),))
+        assert g.ratios({"a": np.array([0.4, 0.4]), "b": np.array([0.2, 0.2])}) == pytest.approx({"a": 1.0, "b": 0.5})
 
     def test_pick_blend_takes_the_best_passing_point_or_the_nearest_to_passing(self):
         from gnn.training import pick_blend
