@@ -15,7 +15,8 @@ Tuning rule, identical for every model (the "budget"):
 * kgrec's blend is chosen for validation all-slice NDCG@20 among the grid points that keep
   validation warm-slice NDCG@20 at least ``warm_guard`` × the tuned EASE's, with confidence
   ``warm_guard_z`` over the warm users (:class:`gnn.training.WarmGuard`; the issue: "do not
-  give warm users away"); the guard uses validation data only;
+  give warm users away"), the line raised by the fall of the warm ratios an inner validation
+  split foresees (``warm_drift``); the guard uses validation data only;
 * kgrec additionally has post-hoc numbers that need no refit, chosen together on validation:
   which residual (EASE with the tuned λ, on histories weighted by recency with a half-life of
   ``recency_half_lives``), its weight (``blend_betas``) and the new-item shift
