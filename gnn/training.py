@@ -564,11 +564,6 @@ class WarmGuard:
         """The warm ratio to the reference a blend must reach on validation."""
         return self.share - min(self.drift, 0.0)
 
-    def ratios(self, warm: dict, fold: int = 0) -> dict:
-        """Warm ratio to the reference of each grid point's per-user warm NDCG on ``fold``."""
-        ref = float(np.mean(self.reference[fold])) if len(self.reference[fold]) else 0.0
-        return {k: float(np.mean(v)) / ref if ref > 0 and len(v) else 0.0 for k, v in warm.items()}
-
     def bound(self, blend: list[np.ndarray] | tuple[np.ndarray, ...]) -> float:
         """Lower confidence bound of the blend's warm margin (≥ 0: the blend passes)."""
         means, variances = [], []
@@ -594,6 +589,12 @@ class BlendChoice(NamedTuple):
     """All-slice validation NDCG@20 of every grid point ``(label, beta, shift, slots)``."""
     drift: float | None = None
     """The warm drift the guard's line was raised by (:func:`warm_drift`; None: not measured)."""
+
+
+def warm_ratios(warm: dict, reference: np.ndarray) -> dict:
+    """Each grid point's mean warm NDCG over the reference's, from per-user values on one split."""
+    ref = float(np.mean(reference)) if len(reference) else 0.0
+    return {k: float(np.mean(v)) / ref if ref > 0 and len(v) else 0.0 for k, v in warm.items()}
 
 
 def warm_drift(outer: dict, inner: dict) -> float:
@@ -648,7 +649,7 @@ def tune_blend(primary, residuals: dict, val_split, betas=(0.0, 0.5, 1.0, 2.0, 4
     if guard is not None and inner is not None:
         p_in, r_in, split_in, new_in, ref_in = inner
         _, warm_in = blend_grid(p_in, r_in, split_in, betas, shifts, new_in, slots, with_warm=True)
-        drift = warm_drift(guard.ratios(grids[0][1]), WarmGuard((ref_in,)).ratios(warm_in))
+        drift = warm_drift(warm_ratios(grids[0][1], guard.reference[0]), warm_ratios(warm_in, ref_in))
         guard = dataclasses.replace(guard, drift=drift)
     bounds = {k: guard.bound([g[1][k] for g in grids]) for k in grids[0][0]} if guard is not None else None
     return BlendChoice(*pick_blend(table, bounds), table, drift)

@@ -232,7 +232,7 @@ class TestWarmGuard:
         assert g.bound([a, b]) == pytest.approx(expected)
 
     def test_a_negative_drift_raises_the_line_and_a_positive_one_is_not_counted_on(self):
-        from gnn.training import WarmGuard, warm_drift
+        from gnn.training import WarmGuard, warm_drift, warm_ratios
 
         rng = np.random.default_rng(2)
         ref = rng.random(200)
@@ -245,8 +245,8 @@ class TestWarmGuard:
         outer = {"a": 1.00, "b": 0.95, "c": 0.90, "d": 0.99}
         inner = {"a": 1.04, "b": 0.99, "c": 1.00, "e": 2.0}      # "d" and "e" are not in both
         assert warm_drift(outer, inner) == pytest.approx(-0.04)
-        g = WarmGuard((np.array([0.5, 0.3]),))
-        assert g.ratios({"a": np.array([0.4, 0.4]), "b": np.array([0.2, 0.2])}) == pytest.approx({"a": 1.0, "b": 0.5})
+        ratios = warm_ratios({"a": np.array([0.4, 0.4]), "b": np.array([0.2, 0.2])}, np.array([0.5, 0.3]))
+        assert ratios == pytest.approx({"a": 1.0, "b": 0.5})
 
     def test_pick_blend_takes_the_best_passing_point_or_the_nearest_to_passing(self):
         from gnn.training import pick_blend
